@@ -1,0 +1,77 @@
+# kmipops.psmdb developer and CI entry points. `make help` lists them.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= $(CURDIR)/.venv
+BIN := $(VENV)/bin
+COLLECTIONS := $(CURDIR)/.build/collections
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH := false
+export PATH := $(BIN):$(PATH)
+PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
+
+.PHONY: help venv collection-link lint ruff ansible-lint sanity units integration emulator \
+        images molecule build test lab lab-destroy bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt $(wildcard requirements-molecule.txt)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --disable-pip-version-check -q --upgrade pip
+	$(BIN)/python -m pip install --disable-pip-version-check -q -r requirements-dev.txt \
+	  $(if $(wildcard requirements-molecule.txt),-r requirements-molecule.txt)
+	touch $@
+
+venv: $(VENV)/.installed ## create .venv with the controller and test tooling
+
+collection-link: ## make the checkout visible to Ansible as kmipops.psmdb
+	mkdir -p $(COLLECTIONS)/ansible_collections/kmipops
+	ln -sfn $(CURDIR) $(COLLECTIONS)/ansible_collections/kmipops/psmdb
+
+ruff: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+ansible-lint: venv collection-link
+	$(BIN)/ansible-lint --profile production --offline
+
+lint: ruff ansible-lint ## ruff and ansible-lint (production profile)
+
+sanity: venv ## ansible-test sanity, offline
+	tests/sanity/run.sh
+
+units: venv collection-link ## unit tests (no network)
+	PYTHONPATH=$(COLLECTIONS) $(PYTEST) tests/unit
+
+integration: venv collection-link ## integration tests against real PyKMIP servers on loopback
+	PYTHONPATH=$(COLLECTIONS):$(CURDIR)/tests $(PYTEST) tests/integration
+
+emulator: venv ## conformance tests of the PSMDB emulator
+	PYTHONPATH=$(CURDIR)/tests/psmdb_emulator:$(CURDIR)/tests $(PYTEST) tests/psmdb_emulator/tests
+
+images: venv ## build (or reuse cached) podman test host images
+	tests/images/build.sh
+
+molecule: venv collection-link images ## Molecule base scenario: 2 KMIP servers + 3-member replica set
+	molecule test -s default
+
+build: venv ## build the collection tarball into .build/dist
+	mkdir -p .build/dist
+	ansible-galaxy collection build --force --output-path .build/dist .
+
+test: lint sanity units integration emulator molecule ## everything CI runs
+
+lab: venv collection-link images ## embedded lab: PyKMIP + emulated 3-member replica set, then the main playbook
+	playbooks/lab/up.sh
+
+lab-destroy: ## remove the lab and everything it created
+	playbooks/lab/down.sh
+
+bench: venv collection-link ## benchmarks (ratios against a baseline in the same run)
+	PYTHONPATH=$(COLLECTIONS):$(CURDIR)/tests $(BIN)/python bench/run_all.py
+
+clean: ## remove build products (not the venv)
+	rm -rf .build

@@ -1,0 +1,34 @@
+# -*- coding: utf-8 -*-
+# Copyright: kmipops.psmdb contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Shared base class of the collection's modules: one argument spec, one error mapping."""
+
+from __future__ import annotations
+
+from typing import Any, NoReturn
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.kmipops.psmdb.plugins.module_utils.errors import KmipOpsError
+from ansible_collections.kmipops.psmdb.plugins.module_utils.kmip_settings import (
+    KMIP_CONNECTION_ARGSPEC,
+    KmipSettings,
+)
+
+
+class KmipModule(AnsibleModule):
+    """An AnsibleModule that accepts the KMIP connection options of the doc fragment."""
+
+    def __init__(self, argument_spec: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        spec: dict[str, Any] = {name: dict(opts) for name, opts in KMIP_CONNECTION_ARGSPEC.items()}
+        spec.update(argument_spec or {})
+        super().__init__(argument_spec=spec, **kwargs)
+
+    def kmip_settings(self) -> KmipSettings:
+        """The options the operator set, as a model (``None`` for what was not set)."""
+        return KmipSettings.from_params(self.params)
+
+    def fail_from(self, error: KmipOpsError, **result: Any) -> NoReturn:
+        """The one place where a typed error becomes a task failure."""
+        result.setdefault("changed", False)
+        self.fail_json(msg=str(error), error_kind=error.kind, **result)

@@ -1,0 +1,56 @@
+"""mongod's structured JSON log lines (logv2): {"t","s","c","id","ctx","msg","attr"}."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import sys
+import threading
+from typing import Any, TextIO
+
+SEVERITIES = ("F", "E", "W", "I", "D1", "D2")
+
+
+class Logger:
+    """Writes one JSON document per line to systemLog.path (or stdout), like mongod."""
+
+    def __init__(self, path: str | None = None, append: bool = True) -> None:
+        self._lock = threading.Lock()
+        self._stream: TextIO
+        if path:
+            self._stream = open(path, "a" if append else "w", encoding="utf-8")  # noqa: SIM115
+        else:
+            self._stream = sys.stdout
+        self._owns_stream = bool(path)
+
+    def log(
+        self,
+        severity: str,
+        component: str,
+        log_id: int,
+        msg: str,
+        attr: dict[str, Any] | None = None,
+        ctx: str | None = None,
+    ) -> None:
+        if severity not in SEVERITIES:
+            raise ValueError(f"unknown severity {severity!r}")
+        now = datetime.datetime.now(datetime.timezone.utc).astimezone()
+        line: dict[str, Any] = {
+            "t": {"$date": now.isoformat(timespec="milliseconds")},
+            "s": severity,
+            "c": component,
+            "id": log_id,
+            "ctx": ctx or threading.current_thread().name,
+            "msg": msg,
+        }
+        if attr:
+            line["attr"] = attr
+        text = json.dumps(line, default=str, separators=(",", ":"))
+        with self._lock:
+            self._stream.write(text + "\n")
+            self._stream.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._owns_stream:
+                self._stream.close()
