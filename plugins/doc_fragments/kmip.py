@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: kmipops.psmdb contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
@@ -58,4 +57,30 @@ options:
         (C(security.kmip.connectTimeoutMS)).
       - At least 1000. When not set, mongod's default C(5000) is used.
     type: int
+"""
+
+    # Used as kmipops.psmdb.kmip.session by the modules that open KMIP sessions themselves.
+    SESSION = r"""
+options:
+  kmip_version:
+    description:
+      - KMIP protocol version of every request.
+      - PSMDB speaks only KMIP 1.0, so the default checks the server the way mongod uses it.
+    type: str
+    default: "1.0"
+    choices: ["1.0", "1.1", "1.2", "1.3", "1.4", "2.0"]
+requirements:
+  - Python 3.11 or later on the managed host.
+  - pykmip >= 0.11 and cryptography on the managed host. The C(kmipops.psmdb.kmip_prereqs) role installs
+    them into a virtualenv and sets the fact C(kmipops_python_interpreter); run the module with
+    C(ansible_python_interpreter) set to it.
+notes:
+  - "The identity trap: on PyKMIP (and many other KMIP servers) only the client certificate that
+    registered a key may use it by default. Run this module on the mongod host with mongod's own
+    O(client_certificate_file) (C(delegate_to) the mongod host, not the controller), or the keys it
+    creates will be invisible to mongod and the keys mongod created invisible to it."
+  - Servers are tried as mongod tries them, in the order of O(server_name), O(connect_retries) extra
+    passes, each attempt bounded by O(connect_timeout_ms) from name resolution to the end of the
+    first KMIP exchange. The first server that works is used for the whole task (one TLS session).
+  - The server certificate chain and host name are always verified (TLS 1.2 or later).
 """

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: kmipops.psmdb contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Typed errors shared by every module of the collection.
@@ -270,8 +269,4 @@ class KmipAllServersFailedError(KmipOpsError):
         )
 
     def details(self) -> dict[str, Any]:
-        return {
-            "attempts": [
-                {"server": e.server, "error_kind": e.kind, "msg": str(e)} for e in self.errors
-            ]
-        }
+        return {"attempts": [{"server": e.server, "error_kind": e.kind, "msg": str(e)} for e in self.errors]}

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: kmipops.psmdb contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Shared base class of the collection's modules: one argument spec, one error mapping."""
@@ -12,8 +11,14 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.kmipops.psmdb.plugins.module_utils.errors import KmipOpsError
 from ansible_collections.kmipops.psmdb.plugins.module_utils.kmip_settings import (
     KMIP_CONNECTION_ARGSPEC,
+    KMIP_VERSIONS,
     KmipSettings,
 )
+
+#: Options of the modules that talk KMIP themselves (doc fragment kmipops.psmdb.kmip.session).
+KMIP_SESSION_ARGSPEC: dict[str, dict[str, Any]] = {
+    "kmip_version": {"type": "str", "default": "1.0", "choices": list(KMIP_VERSIONS)},
+}
 
 
 class KmipModule(AnsibleModule):
@@ -31,4 +36,15 @@ class KmipModule(AnsibleModule):
     def fail_from(self, error: KmipOpsError, **result: Any) -> NoReturn:
         """The one place where a typed error becomes a task failure."""
         result.setdefault("changed", False)
+        for key, value in error.details().items():
+            result.setdefault(key, value)
         self.fail_json(msg=str(error), error_kind=error.kind, **result)
+
+
+class KmipSessionModule(KmipModule):
+    """A module that opens KMIP sessions itself: adds ``kmip_version``."""
+
+    def __init__(self, argument_spec: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        spec: dict[str, Any] = {name: dict(opts) for name, opts in KMIP_SESSION_ARGSPEC.items()}
+        spec.update(argument_spec or {})
+        super().__init__(argument_spec=spec, **kwargs)

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: kmipops.psmdb contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The KMIP settings of a mongod, as one validated model.
@@ -15,7 +14,8 @@ and lets ``kmip_server_info`` fill in values read from an existing mongod.conf.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ansible_collections.kmipops.psmdb.plugins.module_utils.errors import InvalidOptionError
 
@@ -74,13 +74,13 @@ class KmipSettings:
     # -- construction -------------------------------------------------------------------
 
     @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> "KmipSettings":
+    def from_params(cls, params: Mapping[str, Any]) -> KmipSettings:
         """Build from module parameters (unknown keys are ignored)."""
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: params[k] for k in names if params.get(k) is not None})
 
     @classmethod
-    def from_mongod_security(cls, security: Mapping[str, Any] | None) -> "KmipSettings":
+    def from_mongod_security(cls, security: Mapping[str, Any] | None) -> KmipSettings:
         """Build from the ``security`` mapping of a mongod.conf (camelCase keys).
 
         ``serverName`` is PSMDB's comma-separated string; it is split without trimming,
@@ -97,7 +97,7 @@ class KmipSettings:
             values["server_name"] = split_server_name(values["server_name"])
         return cls(**values)
 
-    def merged_over(self, base: "KmipSettings") -> "KmipSettings":
+    def merged_over(self, base: KmipSettings) -> KmipSettings:
         """Options set here override ``base`` (explicit module options over mongod.conf)."""
         merged = dataclasses.replace(base)
         for field in dataclasses.fields(self):

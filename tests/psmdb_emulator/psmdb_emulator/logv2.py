@@ -15,7 +15,8 @@ class Logger:
     """Writes one JSON document per line to systemLog.path (or stdout), like mongod."""
 
     def __init__(self, path: str | None = None, append: bool = True) -> None:
-        self._lock = threading.Lock()
+        # re-entrant: a signal handler may log while the interrupted thread holds the lock
+        self._lock = threading.RLock()
         self._stream: TextIO
         if path:
             self._stream = open(path, "a" if append else "w", encoding="utf-8")  # noqa: SIM115

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs Molecule for this collection on this kind of machine:
+#   molecule/run.sh test -s default      (what `make molecule` runs)
+#   molecule/run.sh converge -s default  (keep the hosts up; then verify / login / destroy)
+# It sources tests/images/podman-env.sh (CONTAINERS_CONF where the machine needs it), points
+# Ansible at the checkout as kmipops.psmdb (.build/collections) and uses the repo's venv.
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+venv=${VENV:-$repo/.venv}
+# shellcheck source=tests/images/podman-env.sh
+source "$repo/tests/images/podman-env.sh"
+
+mkdir -p "$repo/.build/collections/ansible_collections/kmipops"
+ln -sfn "$repo" "$repo/.build/collections/ansible_collections/kmipops/psmdb"
+# The checkout as kmipops.psmdb, then the collections bundled by the `ansible` package
+# (containers.podman, community.crypto, ...), also when ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=false.
+bundled=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+export ANSIBLE_COLLECTIONS_PATH=${repo}/.build/collections:$bundled
+export KMIPOPS_REPO_DIR=$repo
+export KMIPOPS_TEST_PREFIX=kmipops-mol-
+# The lab's variable must not leak into Molecule: its destroy would delete the lab's state.
+unset KMIPOPS_TEST_STATE_DIR
+export PATH=$venv/bin:$PATH
+export ANSIBLE_FORCE_COLOR=${ANSIBLE_FORCE_COLOR:-0}
+
+cd "$repo"
+exec "$venv/bin/molecule" "$@"

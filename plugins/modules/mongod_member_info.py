@@ -1,0 +1,200 @@
+#!/usr/bin/python
+# Copyright: kmipops.psmdb contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: mongod_member_info
+short_description: State of the local mongod replica-set member, read-only
+version_added: 0.1.0
+description:
+  - Connects to one mongod (direct connection, no replica-set discovery) with pymongo and returns its
+    replica-set state, the members as it sees them, and whether a majority is healthy.
+  - Read-only. Meant to be polled with C(until) after a restart, so an unreachable member is a result
+    (RV(reachable=false)), not a failure, unless O(fail_on_unreachable=true). Wrong credentials always fail.
+author:
+  - kmipops.psmdb contributors
+requirements:
+  - pymongo >= 4
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+options:
+  host:
+    description: Address of the member, usually the local one.
+    type: str
+    default: localhost
+  port:
+    description: Port of the member.
+    type: int
+    default: 27017
+  username:
+    description: User to authenticate as. No authentication when not set.
+    type: str
+  password:
+    description: Password of O(username). Never shown.
+    type: str
+  auth_source:
+    description: Database of O(username).
+    type: str
+    default: admin
+  tls:
+    description: Connect with TLS. Implied by O(tls_ca_file) or O(tls_certificate_key_file).
+    type: bool
+    default: false
+  tls_ca_file:
+    description: CA certificates that sign the member's certificate.
+    type: path
+  tls_certificate_key_file:
+    description: Client certificate and key (one PEM) for x.509 or C(requireTLS) with client certificates.
+    type: path
+  tls_certificate_key_file_password:
+    description: Password of the key in O(tls_certificate_key_file).
+    type: str
+  tls_allow_invalid_hostnames:
+    description: Do not check the member's certificate against O(host) (for C(localhost) connections).
+    type: bool
+    default: false
+  timeout_ms:
+    description: Time limit in milliseconds to reach the member.
+    type: int
+    default: 5000
+  fail_on_unreachable:
+    description: Fail when the member cannot be reached, instead of returning RV(reachable=false).
+    type: bool
+    default: false
+"""
+
+EXAMPLES = r"""
+- name: Wait until the restarted member is PRIMARY or SECONDARY again
+  kmipops.psmdb.mongod_member_info:
+    port: 27017
+    tls_ca_file: /etc/mongodb/tls/ca.pem
+    tls_certificate_key_file: /etc/mongodb/tls/admin.pem
+  register: member
+  until: member.healthy and member.majority_healthy
+  retries: 60
+  delay: 5
+"""
+
+RETURN = r"""
+reachable:
+  description: The member answered.
+  returned: always
+  type: bool
+error:
+  description: Why the member could not be reached.
+  returned: when RV(reachable=false)
+  type: str
+replica_set:
+  description: The member runs with a replica set configuration.
+  returned: always
+  type: bool
+state:
+  description: The member's numeric replica-set state (C(myState)).
+  returned: always
+  type: int
+  sample: 2
+state_str:
+  description: The member's state name.
+  returned: always
+  type: str
+  sample: SECONDARY
+is_primary:
+  description: The member is the writable primary.
+  returned: always
+  type: bool
+set_name:
+  description: Replica set name.
+  returned: always
+  type: str
+  sample: rs0
+primary:
+  description: The primary as the member knows it (C(host:port)).
+  returned: always
+  type: str
+healthy:
+  description: The member itself is PRIMARY or SECONDARY.
+  returned: always
+  type: bool
+majority_healthy:
+  description: More than half of the members are up and PRIMARY, SECONDARY or ARBITER, as this member sees them.
+  returned: always
+  type: bool
+members:
+  description: Every member as this member sees it.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: C(host:port) of the member.
+      type: str
+    state_str:
+      description: State name.
+      type: str
+    health:
+      description: 1 when up.
+      type: int
+    self:
+      description: This is the member that answered.
+      type: bool
+    optime_lag_seconds:
+      description: How far its last applied operation is behind the primary's (null without a primary).
+      type: float
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
+
+from ansible_collections.kmipops.psmdb.plugins.module_utils.mongod_member import (  # noqa: E402
+    HAS_PYMONGO,
+    MEMBER_CONNECTION_ARGSPEC,
+    PYMONGO_IMPORT_ERROR,
+    ConnectionFailure,
+    PyMongoError,
+    connect,
+    member_status,
+)
+
+UNREACHABLE = {
+    "reachable": False,
+    "replica_set": False,
+    "state": None,
+    "state_str": None,
+    "is_primary": False,
+    "set_name": None,
+    "primary": None,
+    "healthy": False,
+    "majority_healthy": False,
+    "members": [],
+}
+
+
+def main() -> None:
+    spec = {**MEMBER_CONNECTION_ARGSPEC, "fail_on_unreachable": {"type": "bool", "default": False}}
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    if not HAS_PYMONGO:
+        module.fail_json(msg=missing_required_lib("pymongo"), exception=PYMONGO_IMPORT_ERROR)
+    client = connect(module.params)
+    try:
+        result = member_status(client)
+    except ConnectionFailure as exc:
+        if module.params["fail_on_unreachable"]:
+            module.fail_json(msg=f"mongod at {module.params['host']}:{module.params['port']} is unreachable: {exc}")
+        result = dict(UNREACHABLE, error=str(exc))
+    except PyMongoError as exc:
+        module.fail_json(msg=f"mongod at {module.params['host']}:{module.params['port']}: {exc}")
+    finally:
+        client.close()
+    module.exit_json(changed=False, **result)
+
+
+if __name__ == "__main__":
+    main()

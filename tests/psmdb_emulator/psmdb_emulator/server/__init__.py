@@ -1,0 +1,213 @@
+"""The emulator's network half: wire protocol, commands, replica set, TLS and SCRAM authentication.
+
+Entry point: ``serve(options, store, logger, shutdown)`` (see contracts.py). One thread per client
+connection; all server state sits behind one lock in ``Node``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import socket
+import ssl
+import threading
+import uuid
+from typing import TYPE_CHECKING
+
+from ..contracts import DataStore, ShutdownController
+from ..logv2 import Logger
+from .commands import Connection, dispatch
+from .node import Node
+from .settings import ServerSettings
+from .wire import ProtocolError, encode_reply, read_request
+
+if TYPE_CHECKING:
+    from ..options import Options
+
+__all__ = ["EXIT_NET_ERROR", "serve"]
+
+EXIT_NET_ERROR = 48  # mongod's ExitCode::netError, e.g. the port is in use
+_TLS_HANDSHAKE_FIRST_BYTE = 0x16
+_ACCEPT_POLL_SECONDS = 0.2
+
+
+class Listener:
+    """Accepts connections on every net.bindIp address and runs one thread per connection."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self._server_tls = node.settings.tls.server_context() if node.settings.tls.enabled else None
+        self._listen_sockets: list[socket.socket] = []
+        self._clients: dict[int, socket.socket] = {}
+        self._clients_lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._stopping = threading.Event()
+        self._next_connection_id = 0
+
+    def bind(self) -> None:
+        for address in self.node.settings.bind_ips:
+            family = socket.AF_INET6 if ":" in address else socket.AF_INET
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.bind((address, self.node.settings.port))
+                sock.listen(128)
+                sock.settimeout(_ACCEPT_POLL_SECONDS)
+            except OSError:
+                sock.close()
+                self.close_listeners()
+                raise
+            self._listen_sockets.append(sock)
+            self.node.logger.log("I", "NETWORK", 23015, "Listening on", {"address": address})
+        self.node.logger.log(
+            "I",
+            "NETWORK",
+            23016,
+            "Waiting for connections",
+            {"port": self.node.settings.port, "ssl": "on" if self._server_tls else "off"},
+        )
+
+    def start(self) -> None:
+        for sock in self._listen_sockets:
+            thread = threading.Thread(target=self._accept_loop, args=(sock,), name="listener", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def close_listeners(self) -> None:
+        for sock in self._listen_sockets:
+            sock.close()
+        self._listen_sockets = []
+
+    def stop(self) -> None:
+        self._stopping.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self.close_listeners()
+        with self._clients_lock:
+            clients = list(self._clients.values())
+        for sock in clients:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def _accept_loop(self, listen_sock: socket.socket) -> None:
+        while not self._stopping.is_set():
+            try:
+                sock, peer = listen_sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self._next_connection_id += 1
+            connection_id = self._next_connection_id
+            thread = threading.Thread(
+                target=self._serve_connection,
+                args=(sock, peer, connection_id),
+                name=f"conn{connection_id}",
+                daemon=True,
+            )
+            thread.start()
+
+    def _serve_connection(self, sock: socket.socket, peer: tuple[str, int], connection_id: int) -> None:
+        remote = f"{peer[0]}:{peer[1]}"
+        node = self.node
+        with self._clients_lock:
+            self._clients[connection_id] = sock
+        with node.lock:
+            node.connection_count += 1
+            count = node.connection_count
+        node.logger.log(
+            "I",
+            "NETWORK",
+            22943,
+            "Connection accepted",
+            {"remote": remote, "uuid": str(uuid.uuid4()), "connectionId": connection_id, "connectionCount": count},
+            ctx="listener",
+        )
+        conn = Connection(
+            connection_id=connection_id, remote=remote, is_loopback=ipaddress.ip_address(peer[0]).is_loopback, tls=False
+        )
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.settimeout(None)
+            sock = self._maybe_wrap_tls(sock, conn)
+            with self._clients_lock:
+                self._clients[connection_id] = sock
+            while not self._stopping.is_set():
+                request = read_request(sock)
+                reply = dispatch(node, conn, request)
+                if conn.close_after_reply:
+                    break  # mongod closes the connection on shutdown without answering
+                if not request.more_to_come:
+                    sock.sendall(encode_reply(request, reply))
+        except (ConnectionError, ProtocolError, ssl.SSLError, OSError) as exc:
+            if isinstance(exc, ProtocolError | ssl.SSLError):
+                node.logger.log(
+                    "I", "NETWORK", 22988, "Error receiving request from client", {"error": str(exc), "remote": remote}
+                )
+        finally:
+            with self._clients_lock:
+                self._clients.pop(connection_id, None)
+            with node.lock:
+                node.connection_count -= 1
+                count = node.connection_count
+                for cursor_id in [c.cursor_id for c in node.cursors.values() if c.connection_id == connection_id]:
+                    del node.cursors[cursor_id]
+            with contextlib.suppress(OSError):
+                sock.close()
+            node.logger.log(
+                "I",
+                "NETWORK",
+                22944,
+                "Connection ended",
+                {"remote": remote, "connectionId": connection_id, "connectionCount": count},
+            )
+
+    def _maybe_wrap_tls(self, sock: socket.socket, conn: Connection) -> socket.socket:
+        mode = self.node.settings.tls.mode
+        if self._server_tls is None:
+            return sock
+        first = sock.recv(1, socket.MSG_PEEK)
+        if not first:
+            raise ConnectionError("client closed before sending anything")
+        if first[0] != _TLS_HANDSHAKE_FIRST_BYTE:
+            if mode == "requireTLS":
+                raise ProtocolError("client sent a plain-text message but TLS is required (net.tls.mode requireTLS)")
+            return sock
+        wrapped = self._server_tls.wrap_socket(sock, server_side=True)
+        conn.tls = True
+        return wrapped
+
+
+def serve(options: Options, store: DataStore, logger: Logger, shutdown: ShutdownController) -> None:
+    """Serves until ``shutdown`` is requested; on a bind failure requests exit code 48 and returns."""
+    settings = ServerSettings.from_options(options)
+    node = Node(settings, store, logger, shutdown)
+    node.load()
+    listener = Listener(node)
+    try:
+        listener.bind()
+    except OSError as exc:
+        logger.log(
+            "E",
+            "NETWORK",
+            23024,
+            "Failed to set up listener",
+            {"error": {"code": 9001, "codeName": "SocketException", "errmsg": str(exc)}},
+        )
+        shutdown.request(EXIT_NET_ERROR, f"cannot listen on {settings.bind_ips}:{settings.port}: {exc}")
+        return
+    node.start_flusher()
+    listener.start()
+    if node.repl is not None:
+        node.repl.start()
+    try:
+        shutdown.wait()
+    finally:
+        logger.log("I", "REPL", 4784900, "Stepping down the ReplicationCoordinator for shutdown", {})
+        with node.lock:
+            node.changed.notify_all()  # wake awaitable hellos and write-concern waiters
+        listener.stop()
+        if node.repl is not None:
+            node.repl.stop()
+        node.stop_flusher()
+        logger.log("I", "STORAGE", 4784929, "Acquiring the global lock for shutdown", {})

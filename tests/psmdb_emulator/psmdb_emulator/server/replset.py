@@ -1,0 +1,1172 @@
+"""Replica set: config, heartbeats, Raft-style elections (protocol version 1), oplog fetching, commit point.
+
+Follows mongod's replication coordinator in shape, not in code:
+
+- every member heartbeats every other member each ``settings.heartbeatIntervalMillis``;
+- a secondary that has not heard from a primary for ``settings.electionTimeoutMillis`` (plus a random
+  offset, as mongod adds) runs a dry-run election, then a real one in term+1; a majority of votes wins;
+  priority 0 members never stand; a higher-priority member that is caught up takes over (priority takeover);
+- secondaries pull the oplog from their sync source (the primary, else the most advanced member) with a
+  long-polling private command, and report their applied optime with every pull; the primary advances
+  the majority commit point from those reports (only over entries of its own term, as Raft requires);
+- an empty member does an initial sync: one consistent clone of every database, then tails the oplog;
+- a member whose oplog diverged from its sync source rolls back by refetching the documents its
+  extra entries touched (mongod's "refetch" rollback); collection drops/creates are not undone.
+
+All state lives under the node's lock; network calls are made without holding it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from bson import ObjectId
+from bson.binary import Binary
+from bson.timestamp import Timestamp
+
+from .catalog import LOCAL_DB, id_key
+from .errors import CommandError
+from .peer import PeerClient, PeerError
+
+if TYPE_CHECKING:
+    from .node import Node
+
+STARTUP, PRIMARY, SECONDARY, RECOVERING, STARTUP2, UNKNOWN, ARBITER, DOWN, ROLLBACK, REMOVED = (
+    0,
+    1,
+    2,
+    3,
+    5,
+    6,
+    7,
+    8,
+    9,
+    10,
+)
+STATE_NAMES = {
+    STARTUP: "STARTUP",
+    PRIMARY: "PRIMARY",
+    SECONDARY: "SECONDARY",
+    RECOVERING: "RECOVERING",
+    STARTUP2: "STARTUP2",
+    UNKNOWN: "UNKNOWN",
+    ARBITER: "ARBITER",
+    DOWN: "DOWN",
+    ROLLBACK: "ROLLBACK",
+    REMOVED: "REMOVED",
+}
+NULL_OPTIME: dict[str, Any] = {"ts": Timestamp(0, 0), "t": -1}
+EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+CONFIG_COLLECTION = "system.replset"
+ELECTION_COLLECTION = "replset.election"
+FETCH_BATCH = 500
+_PRIORITY_TAKEOVER_FRESHNESS_SECS = 2  # mongod's priorityTakeoverFreshnessWindowSeconds
+
+DEFAULT_SETTINGS: dict[str, Any] = {
+    "chainingAllowed": True,
+    "heartbeatIntervalMillis": 2000,
+    "heartbeatTimeoutSecs": 10,
+    "electionTimeoutMillis": 10000,
+    "catchUpTimeoutMillis": -1,
+    "catchUpTakeoverDelayMillis": 30000,
+    "getLastErrorModes": {},
+    "getLastErrorDefaults": {"w": 1, "wtimeout": 0},
+}
+DEFAULT_MEMBER: dict[str, Any] = {
+    "arbiterOnly": False,
+    "buildIndexes": True,
+    "hidden": False,
+    "priority": 1.0,
+    "tags": {},
+    "secondaryDelaySecs": 0,
+    "votes": 1,
+}
+
+
+def optime_key(optime: dict[str, Any]) -> tuple[int, int, int]:
+    """mongod orders optimes by term, then timestamp."""
+    return (int(optime["t"]), optime["ts"].time, optime["ts"].inc)
+
+
+def optime_of(entry: dict[str, Any] | None) -> dict[str, Any]:
+    return {"ts": entry["ts"], "t": entry["t"]} if entry else dict(NULL_OPTIME)
+
+
+def ts_datetime(ts: Timestamp) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(ts.time, datetime.UTC)
+
+
+def utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def normalize_config(config: dict[str, Any], version: int | None = None, term: int | None = None) -> dict[str, Any]:
+    """Validates a replSetInitiate/replSetReconfig document and fills in mongod's defaults."""
+    if not isinstance(config, dict) or not isinstance(config.get("_id"), str):
+        raise CommandError(93, "replica set configuration must have a string _id")
+    members = config.get("members")
+    if not isinstance(members, list) or not members:
+        raise CommandError(93, "replica set configuration must have a non-empty members array")
+    seen_ids: set[int] = set()
+    seen_hosts: set[str] = set()
+    normalized_members = []
+    for raw in members:
+        member = {**DEFAULT_MEMBER, **raw}
+        if not isinstance(member.get("_id"), int) or not isinstance(member.get("host"), str):
+            raise CommandError(93, "each member needs an integer _id and a host string")
+        host = member["host"] if ":" in member["host"] else f"{member['host']}:27017"
+        member["host"] = host
+        if member["_id"] in seen_ids or host in seen_hosts:
+            raise CommandError(93, f"duplicate member _id or host in replica set configuration: {raw}")
+        seen_ids.add(member["_id"])
+        seen_hosts.add(host)
+        member["priority"] = float(member["priority"])
+        member["votes"] = int(member["votes"])
+        if member["votes"] not in (0, 1):
+            raise CommandError(93, "votes must be 0 or 1")
+        if member["votes"] == 0 and member["priority"] > 0:
+            raise CommandError(93, "priority must be 0 when non-voting (votes:0)")
+        if (member["hidden"] or member["arbiterOnly"]) and member["priority"] > 0:
+            raise CommandError(93, "priority must be 0 when hidden or arbiterOnly")
+        normalized_members.append(member)
+    if not any(m["votes"] for m in normalized_members):
+        raise CommandError(93, "replica set configuration must contain at least one voting member")
+    settings = {**DEFAULT_SETTINGS, **config.get("settings", {})}
+    for name in ("heartbeatIntervalMillis", "electionTimeoutMillis", "heartbeatTimeoutSecs"):
+        if int(settings[name]) <= 0:
+            raise CommandError(93, f"settings.{name} must be positive")
+    settings.setdefault("replicaSetId", ObjectId())
+    return {
+        "_id": config["_id"],
+        "version": int(version if version is not None else config.get("version", 1)),
+        "term": int(term if term is not None else config.get("term", 0)),
+        "protocolVersion": 1,
+        "writeConcernMajorityJournalDefault": bool(config.get("writeConcernMajorityJournalDefault", True)),
+        "members": normalized_members,
+        "settings": settings,
+    }
+
+
+@dataclass
+class MemberView:
+    """What this node knows about another member, from heartbeats both ways."""
+
+    health: bool = False
+    state: int = UNKNOWN
+    term: int = -1
+    applied: dict[str, Any] = field(default_factory=lambda: dict(NULL_OPTIME))
+    applied_wall: datetime.datetime = EPOCH
+    last_heartbeat: datetime.datetime | None = None
+    last_heartbeat_recv: datetime.datetime | None = None
+    last_heartbeat_message: str = ""
+    last_contact: float = 0.0  # monotonic time of the last successful exchange in either direction
+    ping_ms: int = 0
+    up_since: float | None = None
+    election_time: Timestamp | None = None
+    sync_source: str = ""
+    config_version: int = -2
+    config_term: int = -1
+
+
+class ReplicaSet:
+    def __init__(self, node: Node, set_name: str) -> None:
+        self.node = node
+        self.set_name = set_name
+        self.config: dict[str, Any] | None = None
+        self.self_id: int | None = None
+        self.state = STARTUP
+        self.term = 0
+        self.voted_for: tuple[int, int] | None = None  # (term, candidate member _id)
+        self.views: dict[int, MemberView] = {}
+        self.positions: dict[int, dict[str, Any]] = {}  # applied optimes reported by secondaries (primary side)
+        self.commit_point: dict[str, Any] = dict(NULL_OPTIME)
+        self.election_time: Timestamp | None = None
+        self.election_date: datetime.datetime | None = None
+        self.sync_source: str = ""
+        self.stepping_down = False
+        self.stepdown_until = 0.0
+        self.frozen_until = 0.0
+        self.last_primary_contact = time.monotonic()
+        self._election_deadline = self._new_election_deadline()
+        self._takeover_since: float | None = None
+        self._stop = threading.Event()
+        self._heartbeat_threads: dict[str, tuple[threading.Thread, threading.Event]] = {}
+        self._threads: list[threading.Thread] = []
+        self._sync_client: PeerClient | None = None
+
+    # -- helpers over the config (callers hold the lock) -------------------------------------------------------
+    @property
+    def settings(self) -> dict[str, Any]:
+        return (self.config or {}).get("settings", DEFAULT_SETTINGS)
+
+    @property
+    def heartbeat_interval(self) -> float:
+        return int(self.settings["heartbeatIntervalMillis"]) / 1000
+
+    @property
+    def election_timeout(self) -> float:
+        return int(self.settings["electionTimeoutMillis"]) / 1000
+
+    @property
+    def heartbeat_timeout(self) -> float:
+        return float(self.settings["heartbeatTimeoutSecs"])
+
+    def members(self) -> list[dict[str, Any]]:
+        return list((self.config or {}).get("members", []))
+
+    def member(self, member_id: int | None) -> dict[str, Any] | None:
+        return next((m for m in self.members() if m["_id"] == member_id), None)
+
+    def member_by_host(self, host: str) -> dict[str, Any] | None:
+        return next((m for m in self.members() if m["host"] == host), None)
+
+    @property
+    def me(self) -> dict[str, Any] | None:
+        return self.member(self.self_id)
+
+    def others(self) -> list[dict[str, Any]]:
+        return [m for m in self.members() if m["_id"] != self.self_id]
+
+    def voters(self) -> list[dict[str, Any]]:
+        return [m for m in self.members() if m["votes"]]
+
+    def majority(self) -> int:
+        return len(self.voters()) // 2 + 1
+
+    def _new_election_deadline(self, after_lost_election: bool = False) -> float:
+        timeout = self.election_timeout if self.config else 10.0
+        # mongod randomises the election timeout by up to 15% so members do not all stand at once; after a
+        # lost (split) election the candidate backs off by up to a whole timeout more (Raft), so that on a
+        # slow machine, where an election takes long, the candidates do not keep colliding.
+        spread = timeout if after_lost_election else timeout * 0.15
+        return time.monotonic() + timeout + random.uniform(0, spread)
+
+    def applied(self) -> dict[str, Any]:
+        return optime_of(self.node.catalog.oplog[-1] if self.node.catalog.oplog else None)
+
+    def primary_member(self) -> dict[str, Any] | None:
+        if self.state == PRIMARY:
+            return self.me
+        candidates = [
+            (view.term, member_id)
+            for member_id, view in self.views.items()
+            if view.health and view.state == PRIMARY and view.term >= self.term
+        ]
+        return self.member(max(candidates)[1]) if candidates else None
+
+    def is_electable(self) -> bool:
+        me = self.me
+        now = time.monotonic()
+        return (
+            me is not None
+            and self.state == SECONDARY
+            and me["priority"] > 0
+            and me["votes"] > 0
+            and now >= self.frozen_until
+            and now >= self.stepdown_until
+        )
+
+    # -- lifecycle -----------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Loads the persisted config and term (after a restart) and starts the background loops."""
+        with self.node.lock:
+            stored = self.node.catalog.documents(LOCAL_DB, CONFIG_COLLECTION)
+            election = self.node.catalog.documents(LOCAL_DB, ELECTION_COLLECTION)
+            if election:
+                self.term = int(election[0]["term"])
+                if election[0].get("votedFor") is not None:
+                    self.voted_for = (self.term, int(election[0]["votedFor"]))
+            if stored:
+                self._install_config(stored[0], persist=False)
+        for target, name in ((self._coordinator_loop, "ReplCoord"), (self._sync_loop, "OplogFetcher")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self.node.lock:
+            for _thread, stop in self._heartbeat_threads.values():
+                stop.set()
+            self.node.changed.notify_all()
+        for thread in [*self._threads, *(t for t, _ in self._heartbeat_threads.values())]:
+            thread.join(timeout=5)
+        if self._sync_client is not None:
+            self._sync_client.close()
+
+    def _set_state(self, new_state: int) -> None:
+        if new_state == self.state:
+            return
+        old_state = self.state
+        self.state = new_state
+        self.node.logger.log(
+            "I",
+            "REPL",
+            21358,
+            "Replica set state transition",
+            {"newState": STATE_NAMES[new_state], "oldState": STATE_NAMES[old_state]},
+        )
+        self.node.bump_topology()
+
+    def _persist_election_state(self) -> None:
+        voted = self.voted_for[1] if self.voted_for and self.voted_for[0] == self.term else None
+        self.node.catalog.replace(
+            LOCAL_DB, ELECTION_COLLECTION, {"_id": "election", "term": self.term, "votedFor": voted}
+        )
+        # Raft: the term and vote must be durable before they are acted upon (waiting releases the lock).
+        self.node.wait_durable(self.node.catalog.generation)
+
+    def update_term(self, term: int, reason: str) -> None:
+        """Adopts a higher term seen anywhere; a primary that sees one steps down (Raft)."""
+        if term <= self.term:
+            return
+        self.term = term
+        # Someone else is campaigning or leading in this term: give them an election timeout.
+        self._election_deadline = self._new_election_deadline()
+        self._persist_election_state()
+        if self.state == PRIMARY:
+            self._step_down_locked(f"higher term seen: {reason}")
+
+    def _step_down_locked(self, reason: str) -> None:
+        self.node.logger.log("I", "REPL", 21809, "Stepping down from primary", {"reason": reason, "term": self.term})
+        self.election_time = None
+        self.election_date = None
+        self.positions.clear()
+        self._set_state(SECONDARY)
+        self.last_primary_contact = time.monotonic()
+        self._election_deadline = self._new_election_deadline()
+        self.node.changed.notify_all()
+
+    # -- config --------------------------------------------------------------------------------------------------
+    def _find_self(self, config: dict[str, Any]) -> int | None:
+        matches = [m["_id"] for m in config["members"] if self.node.is_self_host(m["host"])]
+        return matches[0] if len(matches) == 1 else None
+
+    def _install_config(self, config: dict[str, Any], persist: bool = True) -> None:
+        self.config = config
+        self.self_id = self._find_self(config)
+        known = {m["_id"] for m in config["members"]}
+        self.views = {k: v for k, v in self.views.items() if k in known}
+        for member in self.others():
+            self.views.setdefault(member["_id"], MemberView())
+        if persist:
+            self.node.catalog.ensure_collection(LOCAL_DB, CONFIG_COLLECTION)
+            for doc in self.node.catalog.documents(LOCAL_DB, CONFIG_COLLECTION):
+                self.node.catalog.delete(LOCAL_DB, CONFIG_COLLECTION, doc["_id"])
+            self.node.catalog.insert(LOCAL_DB, CONFIG_COLLECTION, config)
+        if self.self_id is None:
+            self._set_state(REMOVED)
+        elif self.state in (STARTUP, REMOVED):
+            self._set_state(SECONDARY if self.node.catalog.oplog else STARTUP2)
+        self.node.logger.log("I", "REPL", 21392, "New replica set config in use", {"config": config})
+        self._election_deadline = self._new_election_deadline()
+        self._sync_heartbeat_threads()
+        self.node.bump_topology()
+
+    def _sync_heartbeat_threads(self) -> None:
+        wanted = {m["host"] for m in self.others()} if self.self_id is not None else set()
+        for host in list(self._heartbeat_threads):
+            if host not in wanted:
+                self._heartbeat_threads.pop(host)[1].set()
+        for host in wanted - set(self._heartbeat_threads):
+            stop = threading.Event()
+            thread = threading.Thread(
+                target=self._heartbeat_loop, args=(host, stop), name=f"Heartbeat-{host}", daemon=True
+            )
+            self._heartbeat_threads[host] = (thread, stop)
+            thread.start()
+
+    def initiate(self, raw_config: dict[str, Any] | None) -> None:
+        with self.node.lock:
+            if self.config is not None:
+                raise CommandError(23, "already initialized")
+            if self.node.catalog.database_names() != [LOCAL_DB] and any(
+                name not in ("admin", "config", LOCAL_DB) for name in self.node.catalog.database_names()
+            ):
+                raise CommandError(93, "a node with data cannot be initiated into a replica set")
+            if raw_config is None:
+                raw_config = {"_id": self.set_name, "members": [{"_id": 0, "host": self.node.default_host()}]}
+            config = normalize_config(raw_config, version=1, term=0)
+            if config["_id"] != self.set_name:
+                raise CommandError(
+                    93,
+                    f"Attempting to initiate a replica set with name {config['_id']}, but command line "
+                    f"reports {self.set_name}; rejecting",
+                )
+            if self._find_self(config) is None:
+                raise CommandError(
+                    93, "No host described in new configuration with {version: 1, term: 0} maps to this node"
+                )
+        self._check_members_reachable(config)
+        with self.node.lock:
+            if self.config is not None:
+                raise CommandError(23, "already initialized")
+            self.node.log_op({"op": "n", "ns": "", "o": {"msg": "initiating set"}}, term=self.term)
+            self._install_config(config)
+
+    def _check_members_reachable(self, config: dict[str, Any]) -> None:
+        """mongod refuses to initiate unless every other member answers a heartbeat and has no config."""
+        for member in config["members"]:
+            if self.node.is_self_host(member["host"]):
+                continue
+            client = self.node.new_peer_client(member["host"])
+            try:
+                reply = client.command(
+                    "admin",
+                    {"replSetHeartbeat": config["_id"], "configVersion": -2, "checkEmpty": True, "hbv": 1},
+                    timeout=5,
+                )
+            except PeerError as exc:
+                raise CommandError(
+                    74,
+                    f"replSetInitiate quorum check failed because not all proposed set members "
+                    f"responded affirmatively: {member['host']} failed with {exc}",
+                ) from exc
+            finally:
+                client.close()
+            if reply.get("configVersion", -2) != -2:
+                raise CommandError(74, f"{member['host']} already has a replica set configuration")
+
+    def reconfig(self, raw_config: dict[str, Any], force: bool) -> None:
+        with self.node.lock:
+            if self.config is None:
+                raise CommandError(94, "no replset config has been received")
+            if self.state != PRIMARY and not force:
+                raise CommandError(10107, "replSetReconfig should only be run on a writable PRIMARY")
+            version = int(raw_config.get("version", 0))
+            if not force and version <= self.config["version"]:
+                raise CommandError(
+                    103,
+                    f"New config version {version} must be greater than the current version {self.config['version']}",
+                )
+            if raw_config.get("_id") != self.set_name:
+                raise CommandError(93, "the replica set name cannot change")
+            new_version = version if not force else max(version, self.config["version"] + random.randint(10000, 100000))
+            config = normalize_config(
+                {**raw_config, "settings": {**self.settings, **raw_config.get("settings", {})}},
+                version=new_version,
+                term=self.term if not force else -1,
+            )
+            if self._find_self(config) is None:
+                raise CommandError(74, "the new configuration does not include this node")
+            self._install_config(config)
+            if self.state == PRIMARY:
+                self.node.log_op({"op": "n", "ns": "", "o": {"msg": "Reconfig set", "version": config["version"]}})
+
+    # -- heartbeats ----------------------------------------------------------------------------------------------
+    def heartbeat_reply(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Answers replSetHeartbeat from another member (called with the lock held)."""
+        if request.get("replSetHeartbeat") != self.set_name:
+            raise CommandError(93, "Our replica set name did not match that of the request")
+        sender = request.get("from", "")
+        member = self.member_by_host(sender) if sender else None
+        if member is not None and member["_id"] in self.views:
+            view = self.views[member["_id"]]
+            view.last_heartbeat_recv = utcnow()
+            view.last_contact = time.monotonic()
+        if int(request.get("term", -1)) > self.term:
+            self.update_term(int(request["term"]), f"heartbeat from {sender}")
+        my_version = self.config["version"] if self.config else -2
+        if sender and int(request.get("configVersion", -2)) > my_version:
+            # Learn the newer config by asking the sender for it, off the request thread.
+            threading.Thread(target=self._fetch_config_from, args=(sender,), name="ConfigFetch", daemon=True).start()
+        reply: dict[str, Any] = {
+            "ok": 1.0,
+            "set": self.set_name,
+            "state": self.state,
+            "term": self.term,
+            "configVersion": my_version,
+            "configTerm": self.config["term"] if self.config else -1,
+            "opTime": self.applied(),
+            "durableOpTime": self.applied(),
+            "wallTime": utcnow(),
+            "syncingTo": self.sync_source,
+            "commitPoint": self.commit_point,
+        }
+        if self.state == PRIMARY and self.election_time is not None:
+            reply["electionTime"] = self.election_time
+        if self.config is not None and int(request.get("configVersion", -2)) < my_version:
+            reply["config"] = self.config
+        return reply
+
+    def _fetch_config_from(self, host: str) -> None:
+        client = self.node.new_peer_client(host)
+        try:
+            reply = client.command(
+                "admin", {"replSetHeartbeat": self.set_name, "configVersion": -2, "hbv": 1}, timeout=5
+            )
+        except PeerError:
+            return
+        finally:
+            client.close()
+        with self.node.lock:
+            config = reply.get("config")
+            current = self.config["version"] if self.config else -2
+            if config and int(config["version"]) > current:
+                self._install_config(config)
+
+    def _heartbeat_loop(self, host: str, stop: threading.Event) -> None:
+        client = self.node.new_peer_client(host)
+        try:
+            while not stop.is_set() and not self._stop.is_set():
+                with self.node.lock:
+                    member = self.member_by_host(host)
+                    if member is None or self.config is None:
+                        return
+                    request = {
+                        "replSetHeartbeat": self.set_name,
+                        "configVersion": self.config["version"],
+                        "configTerm": self.config["term"],
+                        "hbv": 1,
+                        "from": self.me["host"] if self.me else "",
+                        "fromId": self.self_id,
+                        "term": self.term,
+                    }
+                    interval, timeout = self.heartbeat_interval, self.heartbeat_timeout
+                started = time.monotonic()
+                try:
+                    reply: dict[str, Any] | None = client.command("admin", request, timeout=timeout)
+                    error = ""
+                except PeerError as exc:
+                    reply, error = None, str(exc)
+                with self.node.lock:
+                    self._process_heartbeat_reply(member["_id"], reply, error, time.monotonic() - started)
+                stop.wait(max(0.0, interval - (time.monotonic() - started)))
+        finally:
+            client.close()
+
+    def _process_heartbeat_reply(
+        self, member_id: int, reply: dict[str, Any] | None, error: str, elapsed: float
+    ) -> None:
+        view = self.views.get(member_id)
+        if view is None:
+            return
+        view.last_heartbeat = utcnow()
+        if reply is None:
+            if view.health:
+                self.node.logger.log(
+                    "I", "REPL", 21215, "Member is now in state RS_DOWN", {"member": member_id, "error": error}
+                )
+                self.node.bump_topology()
+            view.health = False
+            view.state = DOWN
+            view.up_since = None
+            view.ping_ms = 0
+            view.last_heartbeat_message = error
+            return
+        was_state = view.state
+        view.health = True
+        view.state = int(reply.get("state", UNKNOWN))
+        view.term = int(reply.get("term", -1))
+        view.applied = reply.get("opTime", dict(NULL_OPTIME))
+        view.applied_wall = reply.get("wallTime", EPOCH)
+        view.election_time = reply.get("electionTime")
+        view.sync_source = reply.get("syncingTo", "")
+        view.config_version = int(reply.get("configVersion", -2))
+        view.config_term = int(reply.get("configTerm", -1))
+        view.ping_ms = int(elapsed * 1000)
+        view.last_contact = time.monotonic()
+        view.last_heartbeat_message = ""
+        if view.up_since is None:
+            view.up_since = time.monotonic()
+        if was_state != view.state:
+            self.node.logger.log(
+                "I",
+                "REPL",
+                21216,
+                "Member is in new state",
+                {"member": member_id, "state": STATE_NAMES.get(view.state)},
+            )
+        if view.term > self.term:
+            self.update_term(view.term, f"heartbeat reply from member {member_id}")
+        if view.state == PRIMARY and view.term >= self.term:
+            self.last_primary_contact = time.monotonic()
+            self._election_deadline = self._new_election_deadline()
+        if self.state == PRIMARY:
+            self._record_position(member_id, view.applied)
+        config = reply.get("config")
+        if config and self.config and int(config["version"]) > self.config["version"]:
+            self._install_config(config)
+
+    # -- elections -----------------------------------------------------------------------------------------------
+    def _coordinator_loop(self) -> None:
+        while not self._stop.is_set():
+            with self.node.lock:
+                tick = min(0.1, self.heartbeat_interval / 4) if self.config else 0.2
+                reason = self._election_reason()
+                if self.state == PRIMARY:
+                    self._check_primary_liveness()
+            if reason:
+                self.run_election(reason)
+            self._stop.wait(tick)
+
+    def _election_reason(self) -> str | None:
+        if self.config is None or not self.is_electable():
+            self._takeover_since = None
+            return None
+        now = time.monotonic()
+        primary = self.primary_member()
+        if primary is None:
+            if now >= self._election_deadline:
+                return "electionTimeout"
+            return None
+        # Priority takeover: a caught-up member with a higher priority than the primary stands after a delay.
+        me = self.me
+        assert me is not None
+        primary_view = self.views.get(primary["_id"])
+        if primary_view and me["priority"] > primary["priority"]:
+            lag = primary_view.applied["ts"].time - self.applied()["ts"].time
+            if lag <= _PRIORITY_TAKEOVER_FRESHNESS_SECS:
+                if self._takeover_since is None:
+                    self._takeover_since = now
+                elif now - self._takeover_since >= self.election_timeout:
+                    self._takeover_since = None
+                    return "priorityTakeover"
+                return None
+        self._takeover_since = None
+        return None
+
+    def _check_primary_liveness(self) -> None:
+        """A primary that cannot see a majority of voters for an election timeout steps down."""
+        now = time.monotonic()
+        visible = 1 if (self.me or {}).get("votes") else 0
+        for member in self.others():
+            view = self.views.get(member["_id"])
+            if member["votes"] and view and now - view.last_contact <= self.election_timeout:
+                visible += 1
+        if visible < self.majority():
+            self._step_down_locked("can't see a majority of the set, relinquishing primary")
+
+    def run_election(self, reason: str, skip_dry_run: bool = False) -> bool:
+        with self.node.lock:
+            if not self.is_electable() or self.config is None:
+                return False
+            self._election_deadline = self._new_election_deadline()
+            me = self.me
+            assert me is not None
+            self.node.logger.log("I", "ELECTION", 21438, "Starting an election", {"reason": reason, "term": self.term})
+            base_request = {
+                "replSetRequestVotes": 1,
+                "setName": self.set_name,
+                "candidateIndex": self.self_id,
+                "configVersion": self.config["version"],
+                "configTerm": self.config["term"],
+                "lastAppliedOpTime": self.applied(),
+            }
+            hosts = [m["host"] for m in self.others() if m["votes"]]
+            majority = self.majority()
+            term = self.term
+        if not skip_dry_run:
+            votes = 1 + self._collect_votes(hosts, {**base_request, "term": term + 1, "dryRun": True}, majority - 1)
+            if votes < majority:
+                self.node.logger.log("I", "ELECTION", 21435, "Not running for primary, dry run lost", {"votes": votes})
+                with self.node.lock:
+                    self._election_deadline = self._new_election_deadline(after_lost_election=True)
+                return False
+        with self.node.lock:
+            if self.term != term or not self.is_electable():
+                return False
+            self.term += 1
+            term = self.term
+            self.voted_for = (term, self.self_id or 0)
+            self._persist_election_state()
+            if self.term != term:
+                return False  # a higher term arrived while the vote was being made durable
+        votes = 1 + self._collect_votes(hosts, {**base_request, "term": term, "dryRun": False}, majority - 1)
+        with self.node.lock:
+            if votes < majority or self.term != term or self.state != SECONDARY:
+                self.node.logger.log(
+                    "I",
+                    "ELECTION",
+                    21446,
+                    "Lost election",
+                    {"term": term, "votes": votes, "currentTerm": self.term, "state": STATE_NAMES[self.state]},
+                )
+                self._election_deadline = self._new_election_deadline(after_lost_election=True)
+                return False
+            self._become_primary(reason)
+        return True
+
+    def _collect_votes(self, hosts: list[str], request: dict[str, Any], needed: int) -> int:
+        """Asks every voter in parallel; returns as soon as ``needed`` votes are granted or all have answered."""
+        tally = {"granted": 0, "answered": 0}
+        done = threading.Condition()
+
+        def ask(host: str) -> None:
+            client = self.node.new_peer_client(host)
+            reply: dict[str, Any] = {}
+            try:
+                reply = client.command("admin", request, timeout=self.heartbeat_timeout)
+            except PeerError:
+                pass
+            finally:
+                client.close()
+            if int(reply.get("term", -1)) > self.term:
+                with self.node.lock:
+                    self.update_term(int(reply["term"]), f"vote reply from {host}")
+            with done:
+                tally["answered"] += 1
+                tally["granted"] += 1 if reply.get("voteGranted") else 0
+                done.notify_all()
+
+        for host in hosts:
+            threading.Thread(target=ask, args=(host,), name=f"Vote-{host}", daemon=True).start()
+        with done:
+            done.wait_for(lambda: tally["granted"] >= needed or tally["answered"] == len(hosts))
+            return tally["granted"]
+
+    def vote_reply(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Answers replSetRequestVotes (lock held)."""
+        term = int(request["term"])
+        dry_run = bool(request.get("dryRun"))
+        candidate = int(request["candidateIndex"])
+
+        def answer(granted: bool, reason: str) -> dict[str, Any]:
+            if not dry_run:
+                self.node.logger.log(
+                    "I",
+                    "ELECTION",
+                    5972100,
+                    "Voting cast",
+                    {"candidate": candidate, "term": term, "granted": granted, "reason": reason},
+                )
+            return {"ok": 1.0, "term": self.term, "voteGranted": granted, "reason": reason}
+
+        if self.config is None or request.get("setName") != self.set_name:
+            return answer(False, "candidate's set name differs from mine")
+        if int(request.get("configVersion", -1)) < self.config["version"]:
+            return answer(False, "candidate's config version is older than mine")
+        if term < self.term:
+            return answer(False, "candidate's term is lower than mine")
+        if not dry_run and term > self.term:
+            self.update_term(term, f"vote request from member {candidate}")
+        if not dry_run and self.voted_for and self.voted_for[0] == term and self.voted_for[1] != candidate:
+            return answer(False, f"already voted for another candidate in term {term}")
+        if optime_key(request["lastAppliedOpTime"]) < optime_key(self.applied()):
+            return answer(False, "candidate's data is staler than mine")
+        if dry_run and self.state == PRIMARY and term == self.term + 1:
+            # A live primary denies dry runs unless the candidate outranks it (a priority takeover).
+            candidate_member = self.member(candidate)
+            me = self.me
+            if candidate_member and me and candidate_member["priority"] <= me["priority"]:
+                return answer(False, "I am the primary and the candidate does not have a higher priority")
+        if not dry_run:
+            self.voted_for = (term, candidate)
+            self._persist_election_state()
+            self._election_deadline = self._new_election_deadline()
+        return answer(True, "")
+
+    def _become_primary(self, reason: str) -> None:
+        self.election_time = self.node.next_timestamp()
+        self.election_date = utcnow()
+        self.positions = {}
+        self.stepping_down = False
+        self.node.logger.log(
+            "I", "ELECTION", 21450, "Election succeeded, assuming primary role", {"term": self.term, "reason": reason}
+        )
+        self._set_state(PRIMARY)
+        # The first entry of the new term: it lets the commit point advance past older terms (Raft).
+        self.node.log_op({"op": "n", "ns": "", "o": {"msg": "new primary"}})
+        self.node.logger.log(
+            "I", "REPL", 21331, "Transition to primary complete; database writes are now permitted", {}
+        )
+        self._advance_commit_point()
+
+    def election_id(self) -> ObjectId:
+        return ObjectId(b"\x7f\xff\xff\xff" + self.term.to_bytes(8, "big"))
+
+    # -- step down / freeze -----------------------------------------------------------------------------------
+    def step_down(self, step_down_secs: float, catch_up_secs: float, force: bool) -> None:
+        with self.node.lock:
+            if self.state != PRIMARY:
+                raise CommandError(10107, "not primary so can't step down")
+            if step_down_secs < catch_up_secs:
+                raise CommandError(2, "stepdown period must be longer than secondaryCatchUpPeriodSecs")
+            self.stepping_down = True  # writes are refused from now on
+            target = self.applied()
+            deadline = time.monotonic() + catch_up_secs
+            try:
+                while True:
+                    candidate = self._caught_up_electable_secondary(target)
+                    if candidate is not None or time.monotonic() >= deadline or self.state != PRIMARY:
+                        break
+                    self.node.changed.wait(min(0.05, max(0.0, deadline - time.monotonic())))
+                if self.state != PRIMARY:
+                    raise CommandError(189, "primary stepped down while waiting for secondaries to catch up")
+                if candidate is None and not force:
+                    raise CommandError(
+                        262,
+                        f"No electable secondaries caught up as of {utcnow().isoformat()}. Please use the "
+                        "replSetStepDown command with the argument {force: true} to force node to step down.",
+                    )
+                self.stepdown_until = time.monotonic() + step_down_secs
+                self._step_down_locked("replSetStepDown command")
+            finally:
+                self.stepping_down = False
+        if candidate is not None:
+            # Election handoff (mongod's enableElectionHandoff): ask the caught-up secondary to stand now.
+            threading.Thread(
+                target=self._hand_off, args=(candidate["host"],), name="ElectionHandoff", daemon=True
+            ).start()
+
+    def _caught_up_electable_secondary(self, target: dict[str, Any]) -> dict[str, Any] | None:
+        for member in self.others():
+            view = self.views.get(member["_id"])
+            position = self.positions.get(member["_id"], NULL_OPTIME)
+            if (
+                view
+                and view.health
+                and view.state == SECONDARY
+                and member["priority"] > 0
+                and optime_key(position) >= optime_key(target)
+            ):
+                return member
+        return None
+
+    def _hand_off(self, host: str) -> None:
+        client = self.node.new_peer_client(host)
+        try:
+            client.command("admin", {"replSetStepUp": 1, "skipDryRun": True}, timeout=self.heartbeat_timeout)
+        except PeerError as exc:
+            self.node.logger.log("I", "REPL", 21347, "Election handoff failed", {"target": host, "error": str(exc)})
+        finally:
+            client.close()
+
+    def freeze(self, seconds: float) -> dict[str, Any]:
+        with self.node.lock:
+            if self.state == PRIMARY:
+                raise CommandError(95, "cannot freeze node when primary or running for election. state: Primary")
+            if seconds <= 0:
+                self.frozen_until = 0.0
+                return {"info": "unfreezing"}
+            self.frozen_until = time.monotonic() + seconds
+            return {}
+
+    # -- commit point --------------------------------------------------------------------------------------------
+    def _record_position(self, member_id: int, optime: dict[str, Any]) -> None:
+        current = self.positions.get(member_id, NULL_OPTIME)
+        if optime_key(optime) > optime_key(current):
+            self.positions[member_id] = optime
+            self._advance_commit_point()
+
+    def _advance_commit_point(self) -> None:
+        if self.state != PRIMARY:
+            return
+        applied = [
+            self.applied() if m["_id"] == self.self_id else self.positions.get(m["_id"], NULL_OPTIME)
+            for m in self.voters()
+        ]
+        applied.sort(key=optime_key, reverse=True)
+        candidate = applied[self.majority() - 1]
+        # Raft: only entries of the current term are committed by counting replicas.
+        if candidate["t"] == self.term and optime_key(candidate) > optime_key(self.commit_point):
+            self.commit_point = candidate
+            self.node.changed.notify_all()
+
+    def majority_write_status(self, optime: dict[str, Any]) -> str:
+        """ "done", "waiting", or "stepped_down" for a majority write concern wait (lock held)."""
+        if optime_key(self.commit_point) >= optime_key(optime):
+            return "done"
+        if self.state != PRIMARY:
+            return "stepped_down"
+        return "waiting"
+
+    # -- oplog fetching (sync source side) -------------------------------------------------------------------
+    def fetch_reply(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Serves emuFetchOplog: long-polls for entries after ``after`` (lock held; waits on node.changed)."""
+        member_id = request.get("memberId")
+        if isinstance(member_id, int) and self.state == PRIMARY:
+            self._record_position(member_id, request.get("applied", NULL_OPTIME))
+        if int(request.get("term", -1)) > self.term:
+            self.update_term(int(request["term"]), "oplog fetch")
+        after = request.get("after")
+        if after and after["t"] != -1 and not self.node.catalog.has_oplog_entry(after["ts"], int(after["t"])):
+            raise CommandError(326, "our last optime fetched is not in the sync source's oplog")
+        deadline = time.monotonic() + int(request.get("maxWaitMS", 0)) / 1000
+        after_ts = after["ts"] if after and after["t"] != -1 else None
+        while True:
+            entries = self.node.catalog.oplog_after(after_ts, int(request.get("limit", FETCH_BATCH)))
+            remaining = deadline - time.monotonic()
+            if entries or remaining <= 0 or self._stop.is_set():
+                break
+            self.node.changed.wait(remaining)
+        return {"ok": 1.0, "entries": entries, "commitPoint": self.commit_point, "term": self.term, "state": self.state}
+
+    def oplog_contains_reply(self, request: dict[str, Any]) -> dict[str, Any]:
+        """For rollback: the newest of the candidate optimes that this member's oplog holds."""
+        for optime in request.get("optimes", []):
+            if self.node.catalog.has_oplog_entry(optime["ts"], int(optime["t"])):
+                return {"ok": 1.0, "commonPoint": optime}
+        return {"ok": 1.0, "commonPoint": None}
+
+    def clone_reply(self) -> dict[str, Any]:
+        """Initial sync: every replicated database plus the oplog entry it is consistent with (lock held)."""
+        if not self.node.catalog.oplog:
+            raise CommandError(94, "the sync source has no oplog yet")
+        databases = [name for name in self.node.catalog.dbs if name != LOCAL_DB]
+        blobs = {}
+        for name in databases:
+            blobs[name] = Binary(self.node.catalog.serialise(name))
+        return {"ok": 1.0, "lastEntry": self.node.catalog.oplog[-1], "databases": blobs}
+
+    # -- oplog fetching (secondary side) -------------------------------------------------------------------------
+    def _choose_sync_source(self) -> dict[str, Any] | None:
+        mine = optime_key(self.applied())
+        primary = self.primary_member()
+        if primary is not None and primary["_id"] != self.self_id:
+            return primary
+        best: tuple[tuple[int, int, int], dict[str, Any]] | None = None
+        for member in self.others():
+            view = self.views.get(member["_id"])
+            usable = view and view.health and view.state in (PRIMARY, SECONDARY) and optime_key(view.applied) > mine
+            if usable and (best is None or optime_key(view.applied) > best[0]):
+                best = (optime_key(view.applied), member)
+        return best[1] if best else None
+
+    def _sync_loop(self) -> None:
+        while not self._stop.is_set():
+            with self.node.lock:
+                source = self._choose_sync_source() if self.state in (SECONDARY, STARTUP2, RECOVERING) else None
+                host = source["host"] if source else ""
+                if host != self.sync_source:
+                    self.sync_source = host
+                    if host:
+                        self.node.logger.log("I", "REPL", 21799, "Sync source candidate chosen", {"syncSource": host})
+                needs_initial_sync = self.state == STARTUP2
+                wait = self.heartbeat_interval / 4 if self.config else 0.2
+            if not host:
+                self._stop.wait(wait)
+                continue
+            if self._sync_client is None or self._sync_client.host != host:
+                if self._sync_client is not None:
+                    self._sync_client.close()
+                self._sync_client = self.node.new_peer_client(host)
+            try:
+                if needs_initial_sync:
+                    self._initial_sync(self._sync_client)
+                else:
+                    self._fetch_once(self._sync_client)
+            except PeerError as exc:
+                if exc.reply and exc.reply.get("code") == 326:
+                    self._rollback(self._sync_client)
+                else:
+                    self._stop.wait(wait)
+
+    def _fetch_once(self, client: PeerClient) -> None:
+        with self.node.lock:
+            applied = self.applied()
+            request = {
+                "emuFetchOplog": 1,
+                "after": applied,
+                "applied": applied,
+                "memberId": self.self_id,
+                "term": self.term,
+                "maxWaitMS": int(self.heartbeat_interval * 1000),
+                "limit": FETCH_BATCH,
+            }
+            timeout = self.heartbeat_interval + self.heartbeat_timeout
+        reply = client.command("local", request, timeout=timeout)
+        with self.node.lock:
+            if int(reply.get("term", -1)) > self.term:
+                self.update_term(int(reply["term"]), "oplog fetch reply")
+            if self.state not in (SECONDARY, RECOVERING) or optime_key(self.applied()) != optime_key(applied):
+                return  # state changed while fetching (elected, rolled back...): drop the batch
+            for entry in reply["entries"]:
+                self.node.apply_replicated(entry)
+            if reply["entries"]:
+                # Report (with the next fetch) only what is on disk: the commit point counts durable copies.
+                self.node.wait_durable(self.node.catalog.generation)
+            source_commit = reply.get("commitPoint", NULL_OPTIME)
+            mine = self.applied()
+            learned = source_commit if optime_key(source_commit) <= optime_key(mine) else mine
+            if optime_key(learned) > optime_key(self.commit_point):
+                self.commit_point = learned
+            self.node.changed.notify_all()
+
+    def _initial_sync(self, client: PeerClient) -> None:
+        self.node.logger.log("I", "INITSYNC", 21173, "Starting initial sync", {"syncSource": client.host})
+        reply = client.command("admin", {"emuInitialSyncClone": 1}, timeout=max(30.0, self.heartbeat_timeout))
+        with self.node.lock:
+            if self.state != STARTUP2:
+                return
+            for name in [n for n in self.node.catalog.dbs if n != LOCAL_DB]:
+                self.node.catalog.drop_database(name)
+            for name, blob in reply["databases"].items():
+                self.node.catalog.deserialise(name, bytes(blob))
+            self.node.catalog.append_oplog(reply["lastEntry"])
+            self.node.rebuild_sessions()
+            self.node.wait_durable(self.node.catalog.generation)
+            self.node.logger.log(
+                "I", "INITSYNC", 21192, "Initial sync done", {"lastApplied": optime_of(reply["lastEntry"])}
+            )
+            self._set_state(SECONDARY)
+
+    def _rollback(self, client: PeerClient) -> None:
+        with self.node.lock:
+            recent = [optime_of(e) for e in reversed(self.node.catalog.oplog[-10000:])]
+            previous_state = self.state
+            self._set_state(ROLLBACK)
+        try:
+            reply = client.command("local", {"emuOplogContains": 1, "optimes": recent}, timeout=30)
+            common = reply.get("commonPoint")
+            if common is None:
+                raise PeerError("no common point with the sync source: the member needs a resync")
+            with self.node.lock:
+                dropped = self.node.catalog.truncate_oplog_after(common["ts"])
+            touched: dict[tuple[str, bytes], tuple[str, str, Any]] = {}
+            for entry in dropped:
+                if entry["op"] in ("i", "u", "d"):
+                    db, _, coll = entry["ns"].partition(".")
+                    doc_id = entry["o"]["_id"] if entry["op"] != "u" else entry["o2"]["_id"]
+                    touched[(entry["ns"], id_key(doc_id))] = (db, coll, doc_id)
+            refetched = []
+            for db, coll, doc_id in touched.values():
+                found = client.command("local", {"emuFetchDocument": coll, "db": db, "_id": doc_id}, timeout=30)
+                refetched.append((db, coll, doc_id, found.get("document")))
+            with self.node.lock:
+                for db, coll, doc_id, document in refetched:
+                    if document is None:
+                        self.node.catalog.delete(db, coll, doc_id)
+                    else:
+                        self.node.catalog.replace(db, coll, document)
+                self.node.rebuild_sessions()
+                self.node.logger.log(
+                    "I", "ROLLBACK", 21612, "Rollback summary", {"commonPoint": common, "undoneOps": len(dropped)}
+                )
+                self._set_state(SECONDARY)
+        except PeerError as exc:
+            with self.node.lock:
+                self.node.logger.log("E", "ROLLBACK", 21606, "Rollback failed", {"error": str(exc)})
+                self._set_state(RECOVERING if previous_state != PRIMARY else SECONDARY)
+            self._stop.wait(self.heartbeat_interval)
+
+    # -- status ---------------------------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        if self.config is None:
+            raise CommandError(94, "no replset config has been received")
+        now = utcnow()
+        applied = self.applied()
+        applied_wall = self.node.last_applied_wall()
+        members = []
+        for member in self.members():
+            if member["_id"] == self.self_id:
+                entry: dict[str, Any] = {
+                    "_id": member["_id"],
+                    "name": member["host"],
+                    "health": 1.0,
+                    "state": self.state,
+                    "stateStr": STATE_NAMES[self.state],
+                    "uptime": int(time.monotonic() - self.node.started),
+                    "optime": applied,
+                    "optimeDate": ts_datetime(applied["ts"]),
+                    "lastAppliedWallTime": applied_wall,
+                    "lastDurableWallTime": applied_wall,
+                    "syncSourceHost": self.sync_source,
+                    "syncSourceId": (self.member_by_host(self.sync_source) or {}).get("_id", -1),
+                    "infoMessage": "",
+                    "configVersion": self.config["version"],
+                    "configTerm": self.config["term"],
+                    "self": True,
+                    "lastHeartbeatMessage": "",
+                }
+                if self.state == PRIMARY and self.election_time is not None:
+                    entry["electionTime"] = self.election_time
+                    entry["electionDate"] = self.election_date
+                members.append(entry)
+                continue
+            view = self.views.get(member["_id"], MemberView())
+            healthy = view.health
+            optime = view.applied if healthy else dict(NULL_OPTIME)
+            entry = {
+                "_id": member["_id"],
+                "name": member["host"],
+                "health": 1.0 if healthy else 0.0,
+                "state": view.state,
+                "stateStr": STATE_NAMES.get(view.state, "UNKNOWN") if healthy else "(not reachable/healthy)",
+                "uptime": int(time.monotonic() - view.up_since) if healthy and view.up_since else 0,
+                "optime": optime,
+                "optimeDurable": optime,
+                "optimeDate": ts_datetime(optime["ts"]),
+                "optimeDurableDate": ts_datetime(optime["ts"]),
+                "lastAppliedWallTime": view.applied_wall,
+                "lastDurableWallTime": view.applied_wall,
+                "lastHeartbeat": view.last_heartbeat or EPOCH,
+                "lastHeartbeatRecv": view.last_heartbeat_recv or EPOCH,
+                "pingMs": view.ping_ms,
+                "lastHeartbeatMessage": view.last_heartbeat_message,
+                "syncSourceHost": view.sync_source,
+                "syncSourceId": (self.member_by_host(view.sync_source) or {}).get("_id", -1),
+                "infoMessage": "",
+                "configVersion": view.config_version,
+                "configTerm": view.config_term,
+            }
+            if healthy and view.state == PRIMARY and view.election_time is not None:
+                entry["electionTime"] = view.election_time
+                entry["electionDate"] = ts_datetime(view.election_time)
+            members.append(entry)
+        commit_wall = ts_datetime(self.commit_point["ts"])
+        voters = len(self.voters())
+        return {
+            "set": self.set_name,
+            "date": now,
+            "myState": self.state,
+            "term": self.term,
+            "syncSourceHost": self.sync_source,
+            "syncSourceId": (self.member_by_host(self.sync_source) or {}).get("_id", -1),
+            "heartbeatIntervalMillis": int(self.settings["heartbeatIntervalMillis"]),
+            "majorityVoteCount": self.majority(),
+            "writeMajorityCount": self.majority(),
+            "votingMembersCount": voters,
+            "writableVotingMembersCount": len([m for m in self.voters() if not m["arbiterOnly"]]),
+            "optimes": {
+                "lastCommittedOpTime": self.commit_point,
+                "lastCommittedWallTime": commit_wall,
+                "readConcernMajorityOpTime": self.commit_point,
+                "appliedOpTime": applied,
+                "durableOpTime": applied,
+                "lastAppliedWallTime": applied_wall,
+                "lastDurableWallTime": applied_wall,
+            },
+            "members": members,
+        }
+
+    def hello_fields(self) -> dict[str, Any]:
+        if self.config is None:
+            return {"isreplicaset": True, "info": "Does not have a valid replica set config"}
+        visible = [m for m in self.members() if not m["hidden"]]
+        fields: dict[str, Any] = {
+            "hosts": [m["host"] for m in visible if not m["arbiterOnly"] and m["priority"] > 0],
+            "setName": self.set_name,
+            "setVersion": self.config["version"],
+        }
+        passives = [m["host"] for m in visible if not m["arbiterOnly"] and m["priority"] == 0]
+        arbiters = [m["host"] for m in visible if m["arbiterOnly"]]
+        if passives:
+            fields["passives"] = passives
+        if arbiters:
+            fields["arbiters"] = arbiters
+        primary = self.primary_member()
+        if primary is not None:
+            fields["primary"] = primary["host"]
+        me = self.me
+        if me is not None:
+            fields["me"] = me["host"]
+            if me["priority"] == 0:
+                fields["passive"] = True
+            if me["hidden"]:
+                fields["hidden"] = True
+        if self.state == PRIMARY:
+            fields["electionId"] = self.election_id()
+        applied = self.applied()
+        fields["lastWrite"] = {
+            "opTime": applied,
+            "lastWriteDate": ts_datetime(applied["ts"]),
+            "majorityOpTime": self.commit_point,
+            "majorityWriteDate": ts_datetime(self.commit_point["ts"]),
+        }
+        return fields
