@@ -10,6 +10,9 @@ COLLECTIONS := $(CURDIR)/.build/collections
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH := false
 export PATH := $(BIN):$(PATH)
+# Some machines set PYTHONDONTWRITEBYTECODE; then every ansible-playbook and module run
+# recompiles ansible-core, which makes the suites several times slower.
+unexport PYTHONDONTWRITEBYTECODE
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 
 .PHONY: help venv collection-link lint ruff ansible-lint sanity units integration emulator \

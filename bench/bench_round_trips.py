@@ -62,6 +62,8 @@ def main() -> int:
             "port": DEFAULT_KMIP_PORT,
             "server_ca_file": str(pki.ca.cert),
             "client_certificate_file": str(pki.client("mongod1").pem),
+            # counts, not times: a generous timeout keeps a saturated machine from failing the run
+            "connect_timeout_ms": 60000,
         }
         server = PyKmipServer(
             tmp / "server",

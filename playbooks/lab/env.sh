@@ -15,8 +15,8 @@ export KMIPOPS_TEST_PREFIX=kmipops-lab-
 export KMIPOPS_TEST_STATE_DIR=$lab_repo/.build/lab
 export ANSIBLE_CALLBACKS_ENABLED=${ANSIBLE_CALLBACKS_ENABLED:-ansible.posix.profile_tasks}
 export PATH=$lab_venv/bin:$PATH
-lab_inventory=$lab_repo/molecule/shared/inventory/hosts.yml
-lab_shared=$lab_repo/molecule/shared
+export lab_inventory=$lab_repo/molecule/shared/inventory/hosts.yml
+export lab_shared=$lab_repo/molecule/shared
 
 lab_playbook() {
   "$lab_venv/bin/ansible-playbook" -i "$lab_inventory" "$@"

@@ -56,9 +56,11 @@ Fixtures (session scope unless said otherwise; servers start lazily, on first us
     as ``ansible_python_interpreter``, with ANSIBLE_COLLECTIONS_PATH = <repo>/.build/collections
     (the symlink is created when missing). Extra vars travel in a 0600 file.
 
-The PyKMIP servers log at INFO (never DEBUG: it logs key bytes). On this shared 2-core
-machine a PyKMIP server needs 5-30 s to start (SQLAlchemy import), so keep to the session
-servers where you can.
+The PyKMIP servers log at INFO (never DEBUG: it logs key bytes). A PyKMIP server start is
+mostly its imports (SQLAlchemy): a few seconds on an idle machine, 60-190 s measured on the
+shared 2-core machine at load 30-45, so keep to the session servers where you can and never
+assert on timings. KMIPLAB_START_TIMEOUT (default 300 s)
+bounds each start.
 """
 
 from __future__ import annotations
@@ -83,7 +85,7 @@ from kmiplab.playbook import PlaybookResult, run_playbook  # noqa: E402
 from kmiplab.ports import PlainTcpPort, SilentPort, port_is_free  # noqa: E402
 from kmiplab.server import DEFAULT_KMIP_PORT, SHARED_POLICY_NAME, PyKmipServer, shared_key_policy  # noqa: E402
 
-SERVER_START_TIMEOUT = float(os.environ.get("KMIPLAB_START_TIMEOUT", "180"))
+SERVER_START_TIMEOUT = float(os.environ.get("KMIPLAB_START_TIMEOUT", "300"))
 
 
 @pytest.fixture(scope="session")

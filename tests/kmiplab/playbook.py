@@ -70,8 +70,15 @@ class PlaybookResult:
     stats: dict[str, dict[str, int]]
 
     def task(self, name: str, host: str | None = None) -> TaskResult:
-        """The last result of the task called ``name`` (on ``host`` if given)."""
-        matches = [t for t in self.tasks if t.task == name and (host is None or t.host == host)]
+        """The last result of the task called ``name`` (on ``host`` if given).
+
+        Role tasks are reported as ``<role> : <name>``; ``name`` alone matches them too.
+        """
+        matches = [
+            t
+            for t in self.tasks
+            if (t.task == name or t.task.endswith(f" : {name}")) and (host is None or t.host == host)
+        ]
         if not matches:
             raise KeyError(f"no result for task {name!r}; tasks were {[t.task for t in self.tasks]}")
         return matches[-1]

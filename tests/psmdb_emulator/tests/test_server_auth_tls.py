@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pymongo import MongoClient
-from pymongo.errors import OperationFailure, ServerSelectionTimeoutError
+from pymongo.errors import NotPrimaryError, OperationFailure, ServerSelectionTimeoutError
 
 from psmdb_emulator.server.testing import EmulatorProcess, replica_set_config, wait_for
 
@@ -173,9 +173,18 @@ def test_localhost_exception_then_authentication_required(pki: Pki, members: lis
                     return member
         return None
 
-    primary = wait_for(elected_primary, 180, "a primary")
+    def create_admin_on_primary() -> EmulatorProcess | None:
+        # A loaded machine can make a fresh primary step down (slow heartbeats): retry on the next primary.
+        primary = wait_for(elected_primary, 180, "a primary")
+        with tls_client(pki, primary.address, directConnection=True) as anonymous:
+            try:
+                anonymous.admin.command("createUser", "admin", pwd=ADMIN_PASSWORD, roles=["root"])
+            except NotPrimaryError:
+                return None
+        return primary
+
+    primary = wait_for(create_admin_on_primary, 180, "the first user to be created")
     with tls_client(pki, primary.address, directConnection=True) as anonymous:
-        anonymous.admin.command("createUser", "admin", pwd=ADMIN_PASSWORD, roles=["root"])
         with pytest.raises(OperationFailure) as refused:
             anonymous.admin.command("createUser", "second", pwd="x", roles=["root"])
         assert refused.value.code == 13
@@ -209,7 +218,14 @@ def test_wrong_password_fails_authentication(pki: Pki, members: list[EmulatorPro
 
 
 def test_passwords_are_masked_in_cmd_line_opts_and_never_logged(pki: Pki, members: list[EmulatorProcess]) -> None:
-    with admin_client(pki) as client:
+    with tls_client(
+        pki,
+        members[0].address,
+        directConnection=True,  # needs no primary
+        username="admin",
+        password=ADMIN_PASSWORD,
+        authMechanism="SCRAM-SHA-256",
+    ) as client:
         options = client.admin.command("getCmdLineOpts")
     assert options["parsed"]["net"]["tls"]["certificateKeyFilePassword"] == "<password>"
     assert options["parsed"]["net"]["tls"]["mode"] == "requireTLS"

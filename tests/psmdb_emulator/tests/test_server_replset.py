@@ -6,8 +6,9 @@ state it needs and waits for it with a deadline.
 
 from __future__ import annotations
 
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,13 @@ import pytest
 from bson.binary import Binary, UuidRepresentation
 from bson.int64 import Int64
 from pymongo import MongoClient
-from pymongo.errors import OperationFailure
+from pymongo.errors import (
+    AutoReconnect,
+    NotPrimaryError,
+    OperationFailure,
+    ServerSelectionTimeoutError,
+    WriteConcernError,
+)
 from pymongo.write_concern import WriteConcern
 
 from psmdb_emulator.server.testing import EmulatorProcess, RawClient, replica_set_config, wait_for
@@ -86,6 +93,20 @@ def wait_all_healthy(member: EmulatorProcess, expected: int = 3) -> dict[str, An
     return wait_for(healthy, FAILOVER_TIMEOUT, "one PRIMARY and healthy SECONDARY members", interval=0.25)
 
 
+def write_until_acknowledged(write: Callable[[], object], timeout: float = FAILOVER_TIMEOUT) -> None:
+    """Retries an idempotent write across elections: on a loaded machine a primary may lose its majority
+    (heartbeats too slow) and step down, as mongod would; only an acknowledged write counts."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            write()
+            return
+        except (AutoReconnect, NotPrimaryError, WriteConcernError, ServerSelectionTimeoutError):
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.5)
+
+
 def session_insert(doc_id: int, txn_number: int, lsid: dict[str, Any]) -> dict[str, Any]:
     return {
         "insert": "retry",
@@ -149,9 +170,10 @@ def test_majority_writes_reach_every_member(members: list[EmulatorProcess]) -> N
     with set_client() as client:
         collection = client.app.get_collection("items", write_concern=WriteConcern(w="majority", wtimeout=30000))
         for index in range(20):
-            collection.insert_one({"_id": index, "value": index * 2})
-        collection.update_one({"_id": 3}, {"$set": {"value": "changed"}})
-        collection.delete_one({"_id": 4})
+            document = {"_id": index, "value": index * 2}
+            write_until_acknowledged(lambda d=document: collection.replace_one({"_id": d["_id"]}, d, upsert=True))
+        write_until_acknowledged(lambda: collection.update_one({"_id": 3}, {"$set": {"value": "changed"}}))
+        write_until_acknowledged(lambda: collection.delete_one({"_id": 4}))
 
     def replicated_everywhere() -> bool:
         for member in members:
@@ -217,7 +239,9 @@ def test_killing_the_primary_elects_another_and_keeps_majority_writes(members: l
     acknowledged: list[int] = []
     with set_client(w="majority", wtimeoutMS=30000) as client:
         for index in range(100, 130):
-            client.app.failover.insert_one({"_id": index})
+            write_until_acknowledged(
+                lambda i=index: client.app.failover.replace_one({"_id": i}, {"_id": i}, upsert=True)
+            )
             acknowledged.append(index)
 
     primary.kill()  # SIGKILL: no stepdown, no flush
@@ -225,7 +249,8 @@ def test_killing_the_primary_elects_another_and_keeps_majority_writes(members: l
     new_primary = wait_primary(survivors)
 
     with set_client(w="majority", wtimeoutMS=30000) as client:
-        client.app.failover.insert_one({"_id": 999})  # the set takes majority writes with one member down
+        # The set takes majority writes with one member down.
+        write_until_acknowledged(lambda: client.app.failover.replace_one({"_id": 999}, {"_id": 999}, upsert=True))
         stored = {d["_id"] for d in client.app.failover.find()}
     assert set(acknowledged) <= stored
     assert new_primary is not primary
