@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -182,9 +183,25 @@ def _run(
         **(env or {}),
     }
     (workdir / "ansible.cfg").write_text("[defaults]\n", encoding="utf-8")
-    completed = subprocess.run(
-        command, cwd=workdir, env=run_env, capture_output=True, text=True, timeout=timeout, check=False
+    # own process group: on timeout or interrupt the whole tree (modules, pip...) is killed
+    process = subprocess.Popen(
+        command,
+        cwd=workdir,
+        env=run_env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise
+    completed = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
     tasks: list[TaskResult] = []
     stats: dict[str, dict[str, int]] = {}
     if results_file.exists():
