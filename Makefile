@@ -15,17 +15,20 @@ export PATH := $(BIN):$(PATH)
 unexport PYTHONDONTWRITEBYTECODE
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 
-.PHONY: help venv collection-link lint ruff ansible-lint sanity units integration emulator \
+.PHONY: help venv collection-link test-collections lint ruff ansible-lint sanity units integration emulator \
         images molecule build test lab lab-destroy bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt $(wildcard requirements-molecule.txt)
+$(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --disable-pip-version-check -q --upgrade pip
-	$(BIN)/python -m pip install --disable-pip-version-check -q -r requirements-dev.txt \
-	  $(if $(wildcard requirements-molecule.txt),-r requirements-molecule.txt)
+	$(BIN)/python -m pip install --disable-pip-version-check -q -r requirements-dev.txt
+	touch $@
+
+$(VENV)/.molecule: $(VENV)/.installed requirements-molecule.txt
+	$(BIN)/python -m pip install --disable-pip-version-check -q -r requirements-molecule.txt
 	touch $@
 
 venv: $(VENV)/.installed ## create .venv with the controller and test tooling
@@ -38,8 +41,12 @@ ruff: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-ansible-lint: venv collection-link
-	$(BIN)/ansible-lint --profile production --offline
+test-collections: venv ## test-only collections (containers.podman, community.crypto...) into .build/test-collections
+	$(BIN)/python tests/install_test_collections.py $(CURDIR)/.build/test-collections
+
+ansible-lint: venv collection-link test-collections
+	ANSIBLE_COLLECTIONS_PATH=$(COLLECTIONS):$(CURDIR)/.build/test-collections \
+	  $(BIN)/ansible-lint --profile production --offline
 
 lint: ruff ansible-lint ## ruff and ansible-lint (production profile)
 
@@ -58,16 +65,16 @@ emulator: venv ## conformance tests of the PSMDB emulator
 images: venv ## build (or reuse cached) podman test host images
 	tests/images/build.sh
 
-molecule: venv collection-link images ## Molecule base scenario: 2 KMIP servers + 3-member replica set
-	molecule test -s default
+molecule: $(VENV)/.molecule images ## Molecule base scenario: 2 KMIP servers + 3-member replica set
+	molecule/run.sh test -s default
 
 build: venv ## build the collection tarball into .build/dist
 	mkdir -p .build/dist
 	ansible-galaxy collection build --force --output-path .build/dist .
 
-test: lint sanity units integration emulator molecule ## everything CI runs
+test: lint sanity units integration emulator ## everything CI runs (Molecule: `make molecule`, see docs/testing.md)
 
-lab: venv collection-link images ## embedded lab: PyKMIP + emulated 3-member replica set, then the main playbook
+lab: $(VENV)/.molecule images ## embedded lab: PyKMIP + emulated 3-member replica set, then the main playbook
 	playbooks/lab/up.sh
 
 lab-destroy: ## remove the lab and everything it created

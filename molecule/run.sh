@@ -12,10 +12,10 @@ source "$repo/tests/images/podman-env.sh"
 
 mkdir -p "$repo/.build/collections/ansible_collections/kmipops"
 ln -sfn "$repo" "$repo/.build/collections/ansible_collections/kmipops/psmdb"
-# The checkout as kmipops.psmdb, then the collections bundled by the `ansible` package
-# (containers.podman, community.crypto, ...), also when ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=false.
-bundled=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-export ANSIBLE_COLLECTIONS_PATH=${repo}/.build/collections:$bundled
+# The checkout as kmipops.psmdb, then the test-only collections (containers.podman,
+# community.crypto, ...) taken from the `ansible` wheel by tests/install_test_collections.py.
+"$venv/bin/python" "$repo/tests/install_test_collections.py" "$repo/.build/test-collections"
+export ANSIBLE_COLLECTIONS_PATH=${repo}/.build/collections:${repo}/.build/test-collections
 export KMIPOPS_REPO_DIR=$repo
 export KMIPOPS_TEST_PREFIX=kmipops-mol-
 # The lab's variable must not leak into Molecule: its destroy would delete the lab's state.

@@ -6,10 +6,10 @@ lab_venv=${VENV:-$lab_repo/.venv}
 source "$lab_repo/tests/images/podman-env.sh"
 mkdir -p "$lab_repo/.build/collections/ansible_collections/kmipops"
 ln -sfn "$lab_repo" "$lab_repo/.build/collections/ansible_collections/kmipops/psmdb"
-# The checkout as kmipops.psmdb, then the collections bundled by the `ansible` package
-# (containers.podman, community.crypto, ...), also when ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=false.
-bundled=$("$lab_venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-export ANSIBLE_COLLECTIONS_PATH=${lab_repo}/.build/collections:$bundled
+# The checkout as kmipops.psmdb, then the test-only collections (containers.podman,
+# community.crypto, ...) taken from the `ansible` wheel by tests/install_test_collections.py.
+"$lab_venv/bin/python" "$lab_repo/tests/install_test_collections.py" "$lab_repo/.build/test-collections"
+export ANSIBLE_COLLECTIONS_PATH=${lab_repo}/.build/collections:${lab_repo}/.build/test-collections
 export KMIPOPS_REPO_DIR=$lab_repo
 export KMIPOPS_TEST_PREFIX=kmipops-lab-
 export KMIPOPS_TEST_STATE_DIR=$lab_repo/.build/lab

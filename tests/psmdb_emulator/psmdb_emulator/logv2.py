@@ -35,7 +35,7 @@ class Logger:
     ) -> None:
         if severity not in SEVERITIES:
             raise ValueError(f"unknown severity {severity!r}")
-        now = datetime.datetime.now(datetime.timezone.utc).astimezone()
+        now = datetime.datetime.now(datetime.UTC).astimezone()
         line: dict[str, Any] = {
             "t": {"$date": now.isoformat(timespec="milliseconds")},
             "s": severity,
