@@ -20,7 +20,7 @@ description:
     Deactivated; mongod can still read it during a master key rotation, but not start with it.
   - With O(state=absent) the key is revoked (if Active) and destroyed. An Active key is only destroyed
     with O(force=true), because data encrypted with it becomes unreadable.
-  - Key material never leaves the module: it is not returned, logged or shown in diffs.
+  - Key material never leaves the module. It is not returned, logged or shown in diffs.
 author:
   - kmipops.psmdb maintainers
 extends_documentation_fragment:
