@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """kmiplab: the PyKMIP test lab (PKI, real PyKMIP servers, misbehaving ports, playbook runner).
 
-Import with ``/work/main/tests`` (the repository's ``tests`` directory) on ``sys.path``.
+Import with ``<checkout>/tests`` (the repository's ``tests`` directory) on ``sys.path``.
 See tests/kmiplab/README.md.
 """
 
