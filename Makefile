@@ -15,7 +15,7 @@ export PATH := $(BIN):$(PATH)
 unexport PYTHONDONTWRITEBYTECODE
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 
-.PHONY: help venv collection-link test-collections integration-all lint ruff ansible-lint sanity units integration emulator \
+.PHONY: help venv collection-link test-collections lint ruff ansible-lint sanity units integration emulator \
         images molecule build test lab lab-destroy bench clean
 
 help: ## list the targets
@@ -56,17 +56,7 @@ sanity: venv ## ansible-test sanity, offline
 units: venv collection-link ## unit tests (no network)
 	PYTHONPATH=$(COLLECTIONS) $(PYTEST) tests/unit
 
-# Integration tests not green yet on the project's machines (see the issues' closing notes):
-# left out of `make test` until they are; `make integration-all` runs every test.
-INTEGRATION_PENDING := \
-  --deselect tests/integration/test_kmip_modules.py::test_kmip_key_lifecycle_without_leaking_secrets \
-  --deselect tests/integration/test_kmip_modules.py::test_server_info_reports_each_failure_precisely \
-  --ignore tests/integration/test_kmip_prereqs_role.py
-
 integration: venv collection-link ## integration tests against real PyKMIP servers on loopback
-	PYTHONPATH=$(COLLECTIONS):$(CURDIR)/tests $(PYTEST) tests/integration $(INTEGRATION_PENDING)
-
-integration-all: venv collection-link ## every integration test, including those not green yet
 	PYTHONPATH=$(COLLECTIONS):$(CURDIR)/tests $(PYTEST) tests/integration
 
 emulator: venv ## conformance tests of the PSMDB emulator

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Install the collections of tests/requirements.yml from the `ansible` wheel on PyPI.
 
 Usage: install_test_collections.py DEST  (DEST/ansible_collections/<ns>/<name> is created)

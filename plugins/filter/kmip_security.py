@@ -17,7 +17,7 @@ description:
   - Runs on the controller, so it does not check files on the hosts, nor the dbPath; use
     M(kmipops.psmdb.kmip_server_info) for that.
 author:
-  - kmipops.psmdb contributors
+  - kmipops.psmdb contributors (@kmipops)
 options:
   _input:
     description:

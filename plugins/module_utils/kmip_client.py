@@ -219,7 +219,7 @@ class KmipSession:
         """The raw PyKMIP attributes (parse them with ``kmip_keys.parse_attributes``)."""
 
         def run() -> list[Any]:
-            _, attributes = self._client.get_attributes(uid, names)
+            _uid, attributes = self._client.get_attributes(uid, names)
             return list(attributes)
 
         return self.call("Get Attributes", run)
@@ -358,7 +358,7 @@ class KmipClient:
         while a KMIP error status is a real answer and is raised as is.
         """
         errors: list[KmipServerError] = []
-        for _ in range(self.passes):
+        for _pass in range(self.passes):
             for endpoint in self.endpoints:
                 try:
                     session = self.open(endpoint)

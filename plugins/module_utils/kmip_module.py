@@ -4,7 +4,8 @@
 
 from __future__ import annotations
 
-from typing import Any, NoReturn
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -19,6 +20,9 @@ from ansible_collections.kmipops.psmdb.plugins.module_utils.kmip_settings import
 KMIP_SESSION_ARGSPEC: dict[str, dict[str, Any]] = {
     "kmip_version": {"type": "str", "default": "1.0", "choices": list(KMIP_VERSIONS)},
 }
+
+
+ModuleT = TypeVar("ModuleT", bound="KmipModule")
 
 
 class KmipModule(AnsibleModule):
@@ -39,6 +43,13 @@ class KmipModule(AnsibleModule):
         for key, value in error.details().items():
             result.setdefault(key, value)
         self.fail_json(msg=str(error), error_kind=error.kind, **result)
+
+    def run_or_fail(self: ModuleT, run: Callable[[ModuleT], dict[str, Any]], **fail_result: Any) -> dict[str, Any]:
+        """The result of ``run(self)``; a typed error ends the task through ``fail_from``."""
+        try:
+            return run(self)
+        except KmipOpsError as error:
+            self.fail_from(error, **fail_result)
 
 
 class KmipSessionModule(KmipModule):

@@ -166,7 +166,7 @@ def _probe(client: KmipClient, endpoint: Endpoint) -> ServerReport:
 def probe_all(client: KmipClient) -> list[ServerReport]:
     """Every server, concurrently; more passes (connect_retries) only while none works, like mongod."""
     reports: dict[Endpoint, ServerReport] = {}
-    for _ in range(client.passes):
+    for _pass in range(client.passes):
         todo = [ep for ep in client.endpoints if ep not in reports or not reports[ep].ok]
         with concurrent.futures.ThreadPoolExecutor(max_workers=len(todo)) as pool:
             for endpoint, report in zip(todo, pool.map(lambda ep: probe_server(client, ep), todo), strict=True):

@@ -117,8 +117,8 @@ class TlsSettings:
         if self.server_ca_file:
             context.load_verify_locations(cafile=self.server_ca_file)
         password = self.client_certificate_password
-        # A callable keeps OpenSSL from prompting on a terminal for an encrypted key.
-        context.load_cert_chain(self.client_certificate_file, password=lambda: (password or "").encode())
+        # Always a password (empty when none): OpenSSL must never prompt on a terminal for it.
+        context.load_cert_chain(self.client_certificate_file, password=(password or "").encode())
         return context
 
 
@@ -180,7 +180,7 @@ def open_tls(
     info = info if info is not None else ConnectInfo()
     start = time.monotonic()
     info.phase = "resolve"
-    family, socktype, proto, _, sockaddr = resolve_first(endpoint.host, endpoint.port, deadline)
+    family, socktype, proto, _canonname, sockaddr = resolve_first(endpoint.host, endpoint.port, deadline)
     info.resolve_ms = _ms(start)
     info.address = sockaddr[0]
     raw = socket.socket(family, socktype, proto)

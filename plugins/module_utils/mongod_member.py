@@ -13,7 +13,7 @@ from typing import Any
 
 try:
     from pymongo import MongoClient
-    from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
+    from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError  # pylint: disable=unused-import
 
     HAS_PYMONGO = True
     PYMONGO_IMPORT_ERROR: str | None = None
@@ -24,7 +24,11 @@ except ImportError as exc:  # reported by the callers with missing_required_lib
     class PyMongoError(Exception):  # type: ignore[no-redef]
         pass
 
-    ConnectionFailure = OperationFailure = PyMongoError  # type: ignore[misc,assignment]
+    class ConnectionFailure(PyMongoError):  # type: ignore[no-redef]
+        pass
+
+    class OperationFailure(PyMongoError):  # type: ignore[no-redef]
+        pass
 
 HEALTHY_STATES = ("PRIMARY", "SECONDARY")
 #: replSetGetStatus on a mongod that is not (yet) a replica set member

@@ -59,7 +59,7 @@ KMIP_CONFIG_ARGSPEC: dict[str, dict[str, Any]] = {
     **{name: dict(opts) for name, opts in KMIP_CONNECTION_ARGSPEC.items()},
     "key_identifier": {"type": "str"},
     "activate_keys": {"type": "bool"},
-    "key_state_polling_seconds": {"type": "int"},
+    "key_state_polling_seconds": {"type": "int", "no_log": False},
     "cipher_mode": {"type": "str", "choices": list(CIPHER_MODES)},
 }
 

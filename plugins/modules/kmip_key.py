@@ -22,7 +22,7 @@ description:
     with O(force=true), because data encrypted with it becomes unreadable.
   - Key material never leaves the module. It is not returned, logged or shown in diffs.
 author:
-  - kmipops.psmdb maintainers
+  - kmipops.psmdb contributors (@kmipops)
 extends_documentation_fragment:
   - kmipops.psmdb.kmip
   - kmipops.psmdb.kmip.session
@@ -142,7 +142,6 @@ from ansible_collections.kmipops.psmdb.plugins.module_utils.errors import (  # n
     InvalidOptionError,
     KmipItemNotFoundError,
     KmipKeyStateError,
-    KmipOpsError,
 )
 from ansible_collections.kmipops.psmdb.plugins.module_utils.kmip_client import KmipClient  # noqa: E402
 from ansible_collections.kmipops.psmdb.plugins.module_utils.kmip_module import KmipSessionModule  # noqa: E402
@@ -258,10 +257,7 @@ def main() -> None:
         supports_check_mode=True,
         required_one_of=[("key_identifier", "name")],
     )
-    try:
-        result = run(module)
-    except KmipOpsError as error:
-        module.fail_from(error)
+    result = module.run_or_fail(run)
     module.exit_json(**result)
 
 

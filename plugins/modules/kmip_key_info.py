@@ -17,7 +17,7 @@ description:
   - Keys that do not exist (or that this identity may not see) are listed in RV(not_found); the task does
     not fail for them.
 author:
-  - kmipops.psmdb maintainers
+  - kmipops.psmdb contributors (@kmipops)
 extends_documentation_fragment:
   - kmipops.psmdb.kmip
   - kmipops.psmdb.kmip.session
@@ -131,13 +131,12 @@ from ansible_collections.kmipops.psmdb.plugins.module_utils import kmip_keys  # 
 from ansible_collections.kmipops.psmdb.plugins.module_utils.errors import (  # noqa: E402
     InvalidOptionError,
     KmipItemNotFoundError,
-    KmipOpsError,
 )
 from ansible_collections.kmipops.psmdb.plugins.module_utils.kmip_client import KmipClient, KmipSession  # noqa: E402
 from ansible_collections.kmipops.psmdb.plugins.module_utils.kmip_module import KmipSessionModule  # noqa: E402
 
 ARGUMENT_SPEC: dict[str, Any] = {
-    "key_identifiers": {"type": "list", "elements": "str"},
+    "key_identifiers": {"type": "list", "elements": "str", "no_log": False},
     "names": {"type": "list", "elements": "str"},
 }
 
@@ -187,10 +186,7 @@ def main() -> None:
         supports_check_mode=True,
         required_one_of=[("key_identifiers", "names")],
     )
-    try:
-        result = run(module)
-    except KmipOpsError as error:
-        module.fail_from(error)
+    result = module.run_or_fail(run)
     module.exit_json(**result)
 
 

@@ -24,7 +24,7 @@ description:
     cannot be valid (for example a timeout below 1000, a missing CA file, a PEM without a private key, a
     wrong password) always fail the task before any connection.
 author:
-  - kmipops.psmdb maintainers
+  - kmipops.psmdb contributors (@kmipops)
 extends_documentation_fragment:
   - kmipops.psmdb.kmip
   - kmipops.psmdb.kmip.session
@@ -285,10 +285,7 @@ def run(module: KmipSessionModule) -> dict[str, Any]:
 
 def main() -> None:
     module = KmipSessionModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    try:
-        result = run(module)
-    except KmipOpsError as error:
-        module.fail_from(error)
+    result = module.run_or_fail(run)
     if not result["ok"] and module.params["fail_on_problems"]:
         errors = [p["message"] for p in result["problems"] if p["severity"] == "error"]
         module.fail_json(msg="mongod could not start with this KMIP setup: " + " | ".join(errors), **result)

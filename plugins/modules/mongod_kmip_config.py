@@ -24,7 +24,7 @@ description:
   - Uses the same model and rendering as the P(kmipops.psmdb.kmip_security#filter) filter, so both
     produce identical YAML.
 author:
-  - kmipops.psmdb contributors
+  - kmipops.psmdb contributors (@kmipops)
 requirements:
   - ruamel.yaml
   - pymongo (its C(bson) package, to read C(storage.bson))
@@ -195,7 +195,6 @@ notes:
 
 from ansible.module_utils.basic import missing_required_lib  # noqa: E402
 
-from ansible_collections.kmipops.psmdb.plugins.module_utils.errors import KmipOpsError  # noqa: E402
 from ansible_collections.kmipops.psmdb.plugins.module_utils.kmip_module import KmipModule  # noqa: E402
 from ansible_collections.kmipops.psmdb.plugins.module_utils.mongod_conf_update import (  # noqa: E402
     CONFIG_ARGSPEC,
@@ -223,10 +222,7 @@ def main() -> None:
         module.fail_json(msg=missing_required_lib("pymongo"), exception=BSON_IMPORT_ERROR)
     if module.params["check_files"] and module.params["state"] == "present" and not HAS_CRYPTOGRAPHY:
         module.fail_json(msg=missing_required_lib("cryptography"), exception=CRYPTOGRAPHY_IMPORT_ERROR)
-    try:
-        result = ConfigRun(module).run()
-    except KmipOpsError as error:
-        module.fail_from(error, path=module.params["path"])
+    result = module.run_or_fail(lambda m: ConfigRun(m).run(), path=module.params["path"])
     module.exit_json(**result)
 
 

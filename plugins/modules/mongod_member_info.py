@@ -14,7 +14,7 @@ description:
   - Read-only. Meant to be polled with C(until) after a restart, so an unreachable member is a result
     (RV(reachable=false)), not a failure, unless O(fail_on_unreachable=true). Wrong credentials always fail.
 author:
-  - kmipops.psmdb contributors
+  - kmipops.psmdb contributors (@kmipops)
 requirements:
   - pymongo >= 4
 extends_documentation_fragment:

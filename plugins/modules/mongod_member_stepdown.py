@@ -14,7 +14,7 @@ description:
   - Does nothing (C(changed=false)) when the member is not the primary.
   - Used by the C(kmipops.psmdb.mongod_member) role (C(stepdown.yml)) before it restarts a primary.
 author:
-  - kmipops.psmdb contributors
+  - kmipops.psmdb contributors (@kmipops)
 requirements:
   - pymongo >= 4
 extends_documentation_fragment:

@@ -59,8 +59,13 @@ def db_key(server: Any, uid: str) -> tuple[bytes, int, str] | None:
 
 
 def db_uids_named(server: Any, name: str) -> list[str]:
+    """Live objects with this Name. PyKMIP's Destroy is a bulk DELETE that skips the ORM cascade,
+    so a destroyed object's Name row stays behind: only names of existing objects count."""
     with sqlite3.connect(server.database_path) as db:
-        rows = db.execute("SELECT mo_uid FROM managed_object_names WHERE name = ?", (name,)).fetchall()
+        rows = db.execute(
+            "SELECT n.mo_uid FROM managed_object_names n JOIN managed_objects m ON m.uid = n.mo_uid WHERE n.name = ?",
+            (name,),
+        ).fetchall()
     return [str(r[0]) for r in rows]
 
 
@@ -225,10 +230,12 @@ def test_bad_input_fails_before_anything_changes(run_playbook, kmip_options, kmi
             "client_certificate_file",
         ),
     }
-    tasks = [task(label, "kmip_key", {"name": name, **args}, ignore_errors=True) for label, (args, _) in cases.items()]
+    tasks = [
+        task(label, "kmip_key", {"name": name, **args}, ignore_errors=True) for label, (args, _option) in cases.items()
+    ]
     result = run_playbook(playbook(tasks, module_defaults=kmip_options()), timeout=PLAY_TIMEOUT_S)
     assert result.rc == 0, result.explain()
-    for label, (_, option) in cases.items():
+    for label, (_args, option) in cases.items():
         outcome = result.task(label)
         assert outcome.failed, label
         assert outcome.result["error_kind"] == "invalid_option", outcome.result["msg"]

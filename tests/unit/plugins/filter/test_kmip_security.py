@@ -102,7 +102,8 @@ def test_mapping_output_is_plain_data_in_mongod_order() -> None:
         "kmip": {"serverName": "kmip1,kmip2", "port": 5697, "clientCertificateFile": "/c.pem"},
     }
     assert list(result) == ["authorization", "enableEncryption", "encryptionCipherMode", "kmip"]
-    assert type(result) is dict and type(result["kmip"]) is dict
+    # exactly dict, not a ruamel CommentedMap subclass
+    assert type(result) is dict and type(result["kmip"]) is dict  # pylint: disable=unidiomatic-typecheck
 
 
 def test_yaml_output_and_indent() -> None:

@@ -109,7 +109,7 @@ def test_first_working_server_is_selected(pki: LabPki) -> None:
 def test_a_later_pass_can_succeed(pki: LabPki) -> None:
     connector = Connector({"a.test": [refused(), "ok"], "b.test": [refused()]})
     client = client_with(pki, connector, server_name=["a.test", "b.test"], connect_retries=1)
-    session, _ = client.session(lambda s: None)
+    session, _value = client.session(lambda s: None)
     assert session.server == "a.test:5696"
     assert connector.calls == ["a.test", "b.test", "a.test"]
 
@@ -123,7 +123,7 @@ def test_failure_of_the_first_exchange_moves_on_and_closes(pki: LabPki) -> None:
             raise errors.KmipTimeoutError(session.server, "no answer")
         return session.server
 
-    _, value = client.session(first)
+    _session, value = client.session(first)
     assert value == "b.test:5696"
     assert connector.sockets[0].closed
     assert not connector.sockets[1].closed

@@ -141,7 +141,7 @@ def test_resolve_returns_the_first_address(monkeypatch: pytest.MonkeyPatch) -> N
 )
 def test_classify_low_level_failures(exc: BaseException, phase: str, error_class: type, fragment: str) -> None:
     error = classify(exc, SERVER, phase, 5000)
-    assert type(error) is error_class
+    assert type(error) is error_class  # pylint: disable=unidiomatic-typecheck
     assert SERVER in str(error)
     assert fragment in str(error)
 

@@ -76,7 +76,7 @@ def newline(request: pytest.FixtureRequest) -> str:
 @pytest.mark.parametrize("name", EDITABLE)
 def test_only_the_security_block_changes(name: str, newline: str) -> None:
     original = load_text(name, newline)
-    updated, _ = apply_present(original)
+    updated, _changes = apply_present(original)
 
     outside_before, block_before = split_security(original)
     outside_after, block_after = split_security(updated)
@@ -129,14 +129,14 @@ def test_unchanged_section_keeps_its_bytes() -> None:
 
 
 def test_four_space_indentation_is_followed() -> None:
-    updated, _ = apply_present(load_text("four_space_indent.conf", "\n"))
+    updated, _changes = apply_present(load_text("four_space_indent.conf", "\n"))
     block = split_security(updated)[1]
     assert "\n    enableEncryption: true\n" in block
     assert "\n        serverName: kmip1.example.com,kmip2.example.com\n" in block
 
 
 def test_comments_inside_the_security_block_survive() -> None:
-    updated, _ = apply_present(load_text("replica_member_auth.conf", "\n"))
+    updated, _changes = apply_present(load_text("replica_member_auth.conf", "\n"))
     assert "authorization: enabled   # never turn this off" in updated
     assert "\n  - 10.0.0.0/8\n" in updated  # the sequence style of the block is kept
 
@@ -152,7 +152,7 @@ def test_rotate_master_key_and_unknown_keys_are_removed_and_reported() -> None:
 
 
 def test_new_section_goes_before_the_document_end_marker() -> None:
-    updated, _ = apply_present(load_text("anchors_and_flow.conf", "\n"))
+    updated, _changes = apply_present(load_text("anchors_and_flow.conf", "\n"))
     assert updated.endswith("...\n")
     assert updated.index("security:") < updated.rindex("...")
 
