@@ -30,6 +30,7 @@ except ImportError as exc:  # reported by the callers with missing_required_lib
     class OperationFailure(PyMongoError):  # type: ignore[no-redef]
         pass
 
+
 HEALTHY_STATES = ("PRIMARY", "SECONDARY")
 #: replSetGetStatus on a mongod that is not (yet) a replica set member
 NOT_A_REPLICA_SET_CODES = (76, 94)  # NoReplicationEnabled, NotYetInitialized
