@@ -15,13 +15,16 @@ export PATH := $(BIN):$(PATH)
 unexport PYTHONDONTWRITEBYTECODE
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 
-.PHONY: help venv collection-link test-collections lint ruff ansible-lint sanity units integration emulator \
+.PHONY: help host-packages venv collection-link test-collections lint ruff ansible-lint sanity units integration emulator \
         images molecule build test lab lab-destroy bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+host-packages: ## Debian packages the tests and the lab need (podman, debootstrap...), when missing
+	tests/host-packages.sh
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt | host-packages
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --disable-pip-version-check -q --upgrade pip
 	$(BIN)/python -m pip install --disable-pip-version-check -q -r requirements-dev.txt
@@ -62,7 +65,7 @@ integration: venv collection-link ## integration tests against real PyKMIP serve
 emulator: venv ## conformance tests of the PSMDB emulator
 	PYTHONPATH=$(CURDIR)/tests/psmdb_emulator:$(CURDIR)/tests $(PYTEST) tests/psmdb_emulator/tests
 
-images: venv ## build (or reuse cached) podman test host images
+images: venv host-packages ## build (or reuse cached) podman test host images
 	tests/images/build.sh
 
 molecule: $(VENV)/.molecule images ## Molecule base scenario: 2 KMIP servers + 3-member replica set
@@ -72,8 +75,15 @@ build: venv ## build the collection tarball into .build/dist
 	mkdir -p .build/dist
 	ansible-galaxy collection build --force --output-path .build/dist .
 
-# sanity, ansible-lint and Molecule are not green yet (docs/testing.md): run them by hand.
-test: ruff units integration emulator ## what CI runs
+# The suites are independent (each uses its own loopback range) and mostly wait (downloads,
+# image builds, KMIP and replica-set timeouts), so `make test` runs TEST_JOBS of them at a time,
+# longest first; --output-sync prints each suite's output as one block when it ends.
+TEST_JOBS ?= 3
+TEST_SUITES := molecule integration emulator sanity units ansible-lint ruff
+
+test: ## what CI runs: every suite of TEST_SUITES, TEST_JOBS at a time
+	$(MAKE) venv $(VENV)/.molecule collection-link test-collections
+	$(MAKE) -j$(TEST_JOBS) --output-sync=target $(TEST_SUITES)
 
 lab: $(VENV)/.molecule images ## embedded lab: PyKMIP + emulated 3-member replica set, then the main playbook
 	playbooks/lab/up.sh

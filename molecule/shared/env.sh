@@ -14,3 +14,5 @@ ln -sfn "$kmipops_repo" "$kmipops_repo/.build/collections/ansible_collections/km
 export ANSIBLE_COLLECTIONS_PATH=${kmipops_repo}/.build/collections:${kmipops_repo}/.build/test-collections
 export KMIPOPS_REPO_DIR=$kmipops_repo
 export PATH=$kmipops_venv/bin:$PATH
+# Some machines set it; then every Ansible run recompiles ansible-core and is several times slower.
+unset PYTHONDONTWRITEBYTECODE

@@ -27,6 +27,7 @@ def main() -> int:
     parser.add_argument("--user", required=True)
     parser.add_argument("--db-path", default="/var/lib/mongodb")
     parser.add_argument("--write", action="store_true", help="insert a document with w:majority")
+    parser.add_argument("--find-marker", help="count the documents an earlier --write inserted with this marker")
     args = parser.parse_args()
     common = {"tls": True, "tlsCAFile": args.ca_file, "serverSelectionTimeoutMS": 10000}
     out: dict = {"changed": False}
@@ -54,6 +55,7 @@ def main() -> int:
     ) as c:
         status = c.admin.command("serverStatus")
         out["encryption_at_rest"] = status.get("encryptionAtRest")
+        out["uptime_seconds"] = status.get("uptime")
         rs = c.admin.command("replSetGetStatus")
         out["replset"] = {
             "set": rs.get("set"),
@@ -64,7 +66,7 @@ def main() -> int:
         }
         out["tls"] = True  # requireTLS: this connection could not exist without it
 
-    if args.write:
+    if args.write or args.find_marker:
         hosts = ",".join(m["name"] for m in out["replset"]["members"])
         with MongoClient(
             f"mongodb://{hosts}/?replicaSet={out['replset']['set']}",
@@ -74,13 +76,16 @@ def main() -> int:
             **common,
         ) as c:
             coll = c.kmipops_test.get_collection("writes", write_concern=WriteConcern(w="majority", wtimeout=30000))
-            marker = f"{args.host}-{time.time_ns()}"
-            result = coll.insert_one({"marker": marker})
-            out["write"] = {
-                "acknowledged": result.acknowledged,
-                "marker": marker,
-                "read_back": coll.count_documents({"marker": marker}) == 1,
-            }
+            if args.find_marker:
+                out["marker_count"] = coll.count_documents({"marker": args.find_marker})
+            if args.write:
+                marker = f"{args.host}-{time.time_ns()}"
+                result = coll.insert_one({"marker": marker})
+                out["write"] = {
+                    "acknowledged": result.acknowledged,
+                    "marker": marker,
+                    "read_back": coll.count_documents({"marker": marker}) == 1,
+                }
     print(json.dumps(out, default=str))
     return 0
 

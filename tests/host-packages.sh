@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the tests and the lab need when they are missing: podman, runc and
+# debootstrap (test host images and containers), git, make, and venv support for python3.
+# Does nothing when everything is there; needs root (apt) otherwise.
+set -euo pipefail
+need=()
+for cmd in podman runc debootstrap git make; do
+  command -v "$cmd" >/dev/null 2>&1 || need+=("$cmd")
+done
+python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+[ ${#need[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+  echo "missing Debian packages: ${need[*]} (run as root, or: apt-get install ${need[*]})" >&2
+  exit 1
+fi
+echo "installing Debian packages: ${need[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q "${need[@]}"
