@@ -15,7 +15,7 @@ export PATH := $(BIN):$(PATH)
 unexport PYTHONDONTWRITEBYTECODE
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 
-.PHONY: help host-packages venv collection-link test-collections lint ruff ansible-lint sanity units integration emulator \
+.PHONY: help host-packages venv collection-link test-collections lint ruff ansible-lint sanity units integration integration-kmip integration-playbooks emulator \
         images molecule build test lab lab-destroy bench clean
 
 help: ## list the targets
@@ -59,8 +59,18 @@ sanity: venv ## ansible-test sanity, offline
 units: venv collection-link ## unit tests (no network)
 	PYTHONPATH=$(COLLECTIONS) $(PYTEST) tests/unit
 
-integration: venv collection-link ## integration tests against real PyKMIP servers on loopback
-	PYTHONPATH=$(COLLECTIONS):$(CURDIR)/tests $(PYTEST) tests/integration
+integration: integration-kmip integration-playbooks ## all integration tests
+
+# The KMIP modules against real PyKMIP servers on 127.0.20.0/24.
+integration-kmip: venv collection-link ## integration: KMIP modules and the test lab
+	PYTHONPATH=$(COLLECTIONS):$(CURDIR)/tests $(PYTEST) tests/integration/test_kmip_modules.py tests/integration/test_kmiplab.py
+
+# mongod.conf playbooks, the kmip_prereqs role, the built tarball: on 127.0.21.0/24 so that both
+# halves can run at the same time.
+integration-playbooks: venv collection-link ## integration: mongod.conf playbooks, kmip_prereqs, build and install
+	KMIPLAB_NET=127.0.21 PYTHONPATH=$(COLLECTIONS):$(CURDIR)/tests $(PYTEST) \
+	  tests/integration/test_mongod_kmip_config_playbook.py tests/integration/test_kmip_prereqs_role.py \
+	  tests/integration/test_build_install.py
 
 emulator: venv ## conformance tests of the PSMDB emulator
 	PYTHONPATH=$(CURDIR)/tests/psmdb_emulator:$(CURDIR)/tests $(PYTEST) tests/psmdb_emulator/tests
@@ -81,7 +91,7 @@ build: venv ## build the collection tarball into .build/dist
 # `make molecule` is not part of it: on these 2-core machines the cold image build plus the
 # scenario alone take longer than the 45 minutes CI allows `make test` (docs/testing.md).
 TEST_JOBS ?= 3
-TEST_SUITES := integration sanity emulator units ansible-lint ruff
+TEST_SUITES := sanity integration-kmip emulator integration-playbooks units ansible-lint ruff
 
 test: ## what CI runs: every suite of TEST_SUITES, TEST_JOBS at a time
 	$(MAKE) venv collection-link test-collections
