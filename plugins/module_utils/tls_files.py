@@ -3,10 +3,10 @@
 """Check the KMIP TLS files the way mongod will meet them: as the service user.
 
 The module usually runs as root, which can read anything; mongod runs as ``mongod``. So
-readability is decided from the file modes along the path for that user's uid and groups
-(owner class, else group class, else other class, as the kernel does; POSIX ACLs are not
-evaluated). The PEM checks use cryptography and never put key material or the password in
-a message.
+readability is decided along the path for that user's uid and groups as the kernel decides it:
+the POSIX access ACL when the file has one (acl(5): owner, named user under the mask, owning or
+named groups under the mask, other), else the mode bits (owner, group, other class). The PEM
+checks use cryptography and never put key material or the password in a message.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import os
 import pwd
 import re
 import stat
+import struct
 
 from ansible_collections.kmipops.psmdb.plugins.module_utils.errors import InvalidOptionError
 
@@ -56,14 +57,56 @@ def lookup_group(name: str, option: str = "group") -> int:
         raise InvalidOptionError(option, f"group {name!r} does not exist on this host") from None
 
 
-def _allowed(st: os.stat_result, user: ServiceUser, owner_bit: int, group_bit: int, other_bit: int) -> bool:
+# Linux's xattr encoding of an access ACL (linux/posix_acl_xattr.h): a 4-byte version, then
+# (tag u16, perm u16, id u32) entries, little-endian.
+_ACL_XATTR = "system.posix_acl_access"
+_ACL_VERSION = 2
+_ACL_ENTRY = struct.Struct("<HHI")
+_ACL_USER_OBJ, _ACL_USER, _ACL_GROUP_OBJ, _ACL_GROUP, _ACL_MASK, _ACL_OTHER = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
+READ, SEARCH = 4, 1
+
+
+def read_access_acl(path: str) -> list[tuple[int, int, int]] | None:
+    """The (tag, perm, id) entries of ``path``'s access ACL, or None when it has only mode bits."""
+    try:
+        blob = os.getxattr(path, _ACL_XATTR)
+    except OSError:  # ENODATA: no ACL; ENOTSUP: the file system has no ACLs
+        return None
+    if len(blob) < 4 or struct.unpack_from("<I", blob)[0] != _ACL_VERSION or (len(blob) - 4) % _ACL_ENTRY.size:
+        return None
+    return [_ACL_ENTRY.unpack_from(blob, offset) for offset in range(4, len(blob), _ACL_ENTRY.size)]
+
+
+def _acl_allows(acl: list[tuple[int, int, int]], st: os.stat_result, user: ServiceUser, want: int) -> bool:
+    """acl(5) "ACCESS CHECK ALGORITHM": the first matching class decides."""
+    if st.st_uid == user.uid:
+        return all(perm & want == want for tag, perm, _ in acl if tag == _ACL_USER_OBJ)
+    mask = next((perm for tag, perm, _ in acl if tag == _ACL_MASK), 7)
+    named = [perm for tag, perm, ident in acl if tag == _ACL_USER and ident == user.uid]
+    if named:
+        return named[0] & mask & want == want
+    groups = [
+        perm
+        for tag, perm, ident in acl
+        if (tag == _ACL_GROUP_OBJ and st.st_gid in user.gids) or (tag == _ACL_GROUP and ident in user.gids)
+    ]
+    if groups:
+        return any(perm & mask & want == want for perm in groups)
+    return all(perm & want == want for tag, perm, _ in acl if tag == _ACL_OTHER)
+
+
+def _allowed(path: str, st: os.stat_result, user: ServiceUser, want: int) -> bool:
     if user.uid == 0:
         return True
+    acl = read_access_acl(path)
+    if acl is not None:
+        return _acl_allows(acl, st, user, want)
+    mode = stat.S_IMODE(st.st_mode)
     if st.st_uid == user.uid:
-        return bool(st.st_mode & owner_bit)
+        return (mode >> 6) & want == want
     if st.st_gid in user.gids:
-        return bool(st.st_mode & group_bit)
-    return bool(st.st_mode & other_bit)
+        return (mode >> 3) & want == want
+    return mode & want == want
 
 
 def check_readable_by(option: str, path: str, user: ServiceUser) -> None:
@@ -87,16 +130,17 @@ def check_readable_by(option: str, path: str, user: ServiceUser) -> None:
             break
         directory = parent
     for directory in reversed(parents):
-        if not _allowed(os.stat(directory), user, stat.S_IXUSR, stat.S_IXGRP, stat.S_IXOTH):
+        if not _allowed(directory, os.stat(directory), user, SEARCH):
             raise InvalidOptionError(
                 option,
                 f"{path} is not reachable by the service user {user.name!r}: no search permission on {directory}",
             )
-    if not _allowed(st, user, stat.S_IRUSR, stat.S_IRGRP, stat.S_IROTH):
+    if not _allowed(path, st, user, READ):
         raise InvalidOptionError(
             option,
             f"{path} is not readable by the service user {user.name!r} "
-            f"(owner uid {st.st_uid}, group gid {st.st_gid}, mode {stat.S_IMODE(st.st_mode):04o})",
+            f"(owner uid {st.st_uid}, group gid {st.st_gid}, mode {stat.S_IMODE(st.st_mode):04o}"
+            f"{', access ACL' if read_access_acl(path) is not None else ''})",
         )
 
 

@@ -88,7 +88,8 @@ options:
   service_user:
     description:
       - The user mongod runs as. The TLS files are checked for readability with this user's uid and groups
-        (file modes along the path; POSIX ACLs are not evaluated), and the file is owned by it by default.
+        (every directory on the path and the file, by their POSIX access ACL where they have one, else by
+        their mode bits), and the file is owned by it by default.
     type: str
     default: mongod
   owner:
