@@ -217,6 +217,23 @@ def test_wrong_password_fails_authentication(pki: Pki, members: list[EmulatorPro
     assert failure.value.code == 18  # AuthenticationFailed
 
 
+def test_unknown_user_fails_authentication_with_the_driver_default_mechanism(
+    pki: Pki, members: list[EmulatorProcess]
+) -> None:
+    # No authMechanism: hello lists no saslSupportedMechs for an unknown user, so pymongo falls
+    # back to SCRAM-SHA-1; mongod answers AuthenticationFailed, not MechanismUnavailable.
+    with (
+        tls_client(pki, members[0].address, directConnection=True, username="nobody", password="x") as client,
+        pytest.raises(OperationFailure) as failure,
+    ):
+        client.admin.command("ping")
+    assert failure.value.code == 18  # AuthenticationFailed
+    with tls_client(pki, members[0].address, directConnection=True) as anonymous:
+        hello = anonymous.admin.command("hello", saslSupportedMechs="admin.admin")
+        assert hello["saslSupportedMechs"] == ["SCRAM-SHA-256"]
+        assert "saslSupportedMechs" not in anonymous.admin.command("hello", saslSupportedMechs="admin.nobody")
+
+
 def test_passwords_are_masked_in_cmd_line_opts_and_never_logged(pki: Pki, members: list[EmulatorProcess]) -> None:
     with tls_client(
         pki,

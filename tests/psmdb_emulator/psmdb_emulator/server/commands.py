@@ -23,7 +23,7 @@ from .errors import CommandError, bad_value
 from .node import USERS_COLLECTION, USERS_DB, Node
 from .peer import INTERNAL_USER
 from .replset import PRIMARY, utcnow
-from .scram import MECHANISM, ScramError, ScramServerConversation, derive_credentials
+from .scram import LEGACY_MECHANISM, MECHANISM, ScramError, ScramServerConversation, derive_credentials
 from .wire import MAX_BSON_OBJECT_SIZE, MAX_MESSAGE_SIZE, OP_QUERY, Request
 
 MAX_WIRE_VERSION = 21  # MongoDB 7.0
@@ -334,7 +334,10 @@ def cmd_sessions(ctx: CommandContext) -> dict[str, Any]:
 @command("saslStart")
 def cmd_sasl_start(ctx: CommandContext) -> dict[str, Any]:
     mechanism = ctx.cmd.get("mechanism")
-    if mechanism != MECHANISM:
+    # mongod's default authenticationMechanisms is SCRAM-SHA-1,SCRAM-SHA-256. Drivers fall back to
+    # SCRAM-SHA-1 when hello lists no saslSupportedMechs for the user (an unknown user), so an
+    # unknown user must fail as AuthenticationFailed whichever of the two is asked for.
+    if mechanism not in (MECHANISM, LEGACY_MECHANISM):
         raise CommandError(
             334,
             f"Received authentication for mechanism {mechanism} which is not enabled",
@@ -343,6 +346,15 @@ def cmd_sasl_start(ctx: CommandContext) -> dict[str, Any]:
     conversation = ScramServerConversation(bytes(ctx.cmd["payload"]))
     with ctx.node.lock:
         credentials = ctx.node.credentials(ctx.db, conversation.username)
+    if credentials is not None and mechanism == LEGACY_MECHANISM:
+        # The emulator stores SCRAM-SHA-256 credentials only (createUser's mechanisms default of
+        # mongod would add SCRAM-SHA-1 ones too); hello announces only SCRAM-SHA-256 for them.
+        raise CommandError(
+            334,
+            f"Unable to use {LEGACY_MECHANISM} based authentication for user without any "
+            f"{LEGACY_MECHANISM} credentials registered",
+            codeName="MechanismUnavailable",
+        )
     if credentials is None:
         ctx.node.logger.log(
             "I",

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 MECHANISM = "SCRAM-SHA-256"
+# Accepted by name only (see commands.cmd_sasl_start): no SCRAM-SHA-1 credentials are kept.
+LEGACY_MECHANISM = "SCRAM-SHA-1"
 DEFAULT_ITERATIONS = 15000  # mongod's scramSHA256IterationCount default
 _SALT_BYTES = 28  # what mongod generates for SCRAM-SHA-256
 
