@@ -4,6 +4,7 @@
 source "$(dirname "${BASH_SOURCE[0]}")/../../molecule/shared/env.sh"
 lab_repo=$kmipops_repo
 export KMIPOPS_TEST_PREFIX=kmipops-lab-
+export KMIPOPS_TEST_NET=127.0.10
 export KMIPOPS_TEST_STATE_DIR=$lab_repo/.build/lab
 export ANSIBLE_CALLBACKS_ENABLED=${ANSIBLE_CALLBACKS_ENABLED:-ansible.posix.profile_tasks}
 export lab_inventory=$lab_repo/molecule/shared/inventory/hosts.yml

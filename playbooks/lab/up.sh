@@ -16,7 +16,6 @@ lab_playbook "$lab_repo/playbooks/enable_kmip_encryption.yml"
 lab_playbook "$lab_shared/start_replset.yml"
 lab_playbook "$lab_shared/verify.yml"
 
-password=$(cat "$KMIPOPS_TEST_STATE_DIR/admin-password")
 cat <<TXT
 
 kmipops.psmdb lab is up ($((SECONDS - start)) s). Hosts (podman containers, systemd inside,
@@ -26,7 +25,7 @@ network of this machine; names resolve inside the containers):
   mongo1  127.0.10.21:27017  container ${KMIPOPS_TEST_PREFIX}mongo1  mongod.service, replica set rs0
   mongo2  127.0.10.22:27017  container ${KMIPOPS_TEST_PREFIX}mongo2
   mongo3  127.0.10.23:27017  container ${KMIPOPS_TEST_PREFIX}mongo3
-Admin user: admin / $password   (also in $KMIPOPS_TEST_STATE_DIR/admin-password)
+Admin user: admin, password in $KMIPOPS_TEST_STATE_DIR/admin-password (mode 0600)
 Certificates: $KMIPOPS_TEST_STATE_DIR/pki (CA: ca.crt)
 Inventory:    $lab_inventory
 

@@ -135,6 +135,13 @@ class KmipEncryptionConfig:
                     "removed security.kmip.rotateMasterKey: a master key rotation is a one-shot mongod run "
                     "(mongod rotates and exits), never a persistent setting"
                 )
+            elif key == MONGOD_KMIP_KEYS["key_identifier"]:
+                # Legal (mongod then takes the id from storage.bson), but rarely what was meant.
+                notes.append(
+                    "removed security.kmip.keyIdentifier because key_identifier is not set: mongod will use "
+                    "the key id in storage.bson on a node with encrypted data, and register a new key on a "
+                    "node without data; pass key_identifier to keep it in the file"
+                )
             elif key not in MONGOD_KMIP_KEYS.values():
                 notes.append(f"removed security.kmip.{key}: PSMDB has no such option")
         for key, value in wanted.items():

@@ -119,9 +119,24 @@ def test_role_installs_offline_into_a_venv_and_is_idempotent(
     assert second.rc == 0, second.explain()
     assert second.changed_count() == 0, [t.task for t in second.changed_tasks()]
 
+    # check mode sees a missing library (pip --dry-run) and installs nothing
+    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "uninstall", "-y", "-q", "ruamel.yaml"], check=True)
+    checked = run_playbook(PLAY, extra_vars=extra_vars, check=True, timeout=1800)
+    assert checked.rc == 0, checked.explain()
+    assert checked.task("Install the collection's Python libraries").changed
+    assert _missing(venv / "bin" / "python", "ruamel.yaml")
+    third = run_playbook(PLAY, extra_vars=extra_vars, timeout=1800)
+    assert third.rc == 0, third.explain()
+    assert third.task("Install the collection's Python libraries").changed
+    assert not _missing(venv / "bin" / "python", "ruamel.yaml")
+
     versions = _imports(venv / "bin" / "python")
     assert versions.startswith("0.11."), versions
     assert (venv / "kmipops-requirements.txt").read_text() == REQUIREMENTS.read_text()
+
+
+def _missing(python: Path, module: str) -> bool:
+    return subprocess.run([str(python), "-c", f"import {module}"], capture_output=True).returncode != 0
 
 
 def test_role_fails_clearly_before_changing_anything_without_venv_support(

@@ -302,6 +302,14 @@ def test_rotate_master_key_is_removed_with_a_warning(conf: Path, pki: Pki, capsy
     assert "rotateMasterKey" not in conf.read_text()
 
 
+def test_dropping_the_key_identifier_is_told(conf: Path, pki: Pki, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(base_args(conf, pki, key_identifier="42"), capsys)["notes"] == []
+    result = run(base_args(conf, pki), capsys)
+    assert result["changed"] is True
+    assert any("removed security.kmip.keyIdentifier" in note and "storage.bson" in note for note in result["notes"])
+    assert "keyIdentifier" not in conf.read_text()
+
+
 def test_absent_removes_only_the_encryption_keys(conf: Path, pki: Pki, capsys: pytest.CaptureFixture[str]) -> None:
     original = conf.read_text()
     assert run(base_args(conf, pki, cipher_mode="AES256-GCM"), capsys)["changed"] is True
