@@ -91,6 +91,7 @@ def member_status(client: Any) -> dict[str, Any]:
         "members": [],
         "majority_healthy": False,
         "healthy": False,
+        **_process(client),
     }
     try:
         status = client.admin.command("replSetGetStatus")
@@ -112,6 +113,22 @@ def member_status(client: Any) -> dict[str, Any]:
     )
     result["healthy"] = result["state_str"] in HEALTHY_STATES
     return result
+
+
+def _process(client: Any) -> dict[str, Any]:
+    """The mongod process that answered (serverStatus): lets the restart tasks check that the
+    host they are about to restart runs this very mongod. None when the user may not ask."""
+    try:
+        server = client.admin.command("serverStatus")
+    except OperationFailure:
+        return {"pid": None, "process_host": None, "uptime_seconds": None}
+    pid = server.get("pid")
+    uptime = server.get("uptime")
+    return {
+        "pid": int(pid) if pid is not None else None,
+        "process_host": server.get("host"),
+        "uptime_seconds": float(uptime) if uptime is not None else None,
+    }
 
 
 def _member_summary(member: dict[str, Any], primary_optime: Any) -> dict[str, Any]:

@@ -120,6 +120,24 @@ primary:
   description: The primary as the member knows it (C(host:port)).
   returned: always
   type: str
+pid:
+  description:
+    - Process id of the mongod that answered (C(serverStatus.pid)), null when the user may not run C(serverStatus).
+    - The restart tasks of the C(mongod_member) role compare it with the C(MainPID) of the service on the host they
+      are about to restart, so that a connection that reaches another host restarts nothing.
+  returned: always
+  type: int
+  sample: 1234
+process_host:
+  description: Host name the mongod reports (C(serverStatus.host)), null when C(serverStatus) is not allowed.
+  returned: always
+  type: str
+  sample: db1.example.net:27017
+uptime_seconds:
+  description: Seconds since this mongod started (C(serverStatus.uptime)), null when C(serverStatus) is not allowed.
+  returned: always
+  type: float
+  sample: 3605.0
 healthy:
   description: The member itself is PRIMARY or SECONDARY.
   returned: always

@@ -79,6 +79,7 @@ def serve(server: MockupDB, hello_doc: dict[str, Any], rs_status: dict[str, Any]
         server.autoresponds(OpMsg("replSetGetStatus"), {"ok": 0, "code": 76, "errmsg": "not running with --replSet"})
     else:
         server.autoresponds(OpMsg("replSetGetStatus"), rs_status)
+    server.autoresponds(OpMsg("serverStatus"), {"ok": 1, "pid": 4321, "host": "db2:27017", "uptime": 12.0})
     server.autoresponds(OpMsg("endSessions"), {"ok": 1})
 
 
@@ -102,6 +103,18 @@ def test_secondary_with_a_healthy_majority(member: MockupDB, capsys: pytest.Capt
         "self": True,
         "optime_lag_seconds": 2.5,
     }
+    assert (result["pid"], result["process_host"], result["uptime_seconds"]) == (4321, "db2:27017", 12.0)
+
+
+def test_process_is_unknown_when_server_status_is_not_allowed(
+    member: MockupDB, capsys: pytest.CaptureFixture[str]
+) -> None:
+    serve(member, hello(False), status([("PRIMARY", 1, 0), ("SECONDARY", 1, 0), ("SECONDARY", 1, 0)], 2))
+    # the newest autoresponder wins
+    member.autoresponds(OpMsg("serverStatus"), {"ok": 0, "code": 13, "errmsg": "not authorized on admin"})
+    result = run(mongod_member_info, {"host": HOST, "port": member.port}, capsys)
+    assert result["reachable"] is True and result["healthy"] is True
+    assert (result["pid"], result["process_host"], result["uptime_seconds"]) == (None, None, None)
 
 
 def test_majority_lost_when_two_of_three_are_down(member: MockupDB, capsys: pytest.CaptureFixture[str]) -> None:
