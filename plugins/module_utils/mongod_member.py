@@ -77,6 +77,16 @@ def connect(params: dict[str, Any]) -> Any:
     return MongoClient(**kwargs)
 
 
+def connection_warnings(params: dict[str, Any]) -> list[str]:
+    """What the operator must hear about the connection options (module.warn each)."""
+    if params.get("tls_allow_invalid_hostnames"):
+        return [
+            f"tls_allow_invalid_hostnames: the certificate of {params['host']}:{params['port']} is not checked "
+            "against the host name (the chain still is)"
+        ]
+    return []
+
+
 def member_status(client: Any) -> dict[str, Any]:
     """What the rolling tasks need to know about this member and its replica set."""
     hello = client.admin.command("hello")

@@ -13,12 +13,15 @@ description:
     replica-set state, the members as it sees them, and whether a majority is healthy.
   - Read-only. Meant to be polled with C(until) after a restart, so an unreachable member is a result
     (RV(reachable=false)), not a failure, unless O(fail_on_unreachable=true). Wrong credentials always fail.
+  - With authentication, O(username) needs C(replSetGetStatus) and C(serverStatus) (role C(clusterMonitor));
+    without C(serverStatus) the process fields (RV(pid), RV(process_host), RV(uptime_seconds)) are null.
 author:
   - kmipops.psmdb contributors (@kmipops)
 requirements:
   - pymongo >= 4
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - kmipops.psmdb.mongod_connection
 attributes:
   check_mode:
     support: full
@@ -27,45 +30,6 @@ attributes:
   platform:
     platforms: posix
 options:
-  host:
-    description: Address of the member, usually the local one.
-    type: str
-    default: localhost
-  port:
-    description: Port of the member.
-    type: int
-    default: 27017
-  username:
-    description: User to authenticate as. No authentication when not set.
-    type: str
-  password:
-    description: Password of O(username). Never shown.
-    type: str
-  auth_source:
-    description: Database of O(username).
-    type: str
-    default: admin
-  tls:
-    description: Connect with TLS. Implied by O(tls_ca_file) or O(tls_certificate_key_file).
-    type: bool
-    default: false
-  tls_ca_file:
-    description: CA certificates that sign the member's certificate.
-    type: path
-  tls_certificate_key_file:
-    description: Client certificate and key (one PEM) for x.509 or C(requireTLS) with client certificates.
-    type: path
-  tls_certificate_key_file_password:
-    description: Password of the key in O(tls_certificate_key_file).
-    type: str
-  tls_allow_invalid_hostnames:
-    description: Do not check the member's certificate against O(host) (for C(localhost) connections).
-    type: bool
-    default: false
-  timeout_ms:
-    description: Time limit in milliseconds to reach the member.
-    type: int
-    default: 5000
   fail_on_unreachable:
     description: Fail when the member cannot be reached, instead of returning RV(reachable=false).
     type: bool
@@ -178,6 +142,7 @@ from ansible_collections.kmipops.psmdb.plugins.module_utils.mongod_member import
     ConnectionFailure,
     PyMongoError,
     connect,
+    connection_warnings,
     member_status,
 )
 
@@ -200,6 +165,8 @@ def main() -> None:
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     if not HAS_PYMONGO:
         module.fail_json(msg=missing_required_lib("pymongo"), exception=PYMONGO_IMPORT_ERROR)
+    for warning in connection_warnings(module.params):
+        module.warn(warning)
     client = connect(module.params)
     try:
         result = member_status(client)

@@ -13,12 +13,14 @@ description:
     electable secondary that has caught up takes over before the member is restarted.
   - Does nothing (C(changed=false)) when the member is not the primary.
   - Used by the C(kmipops.psmdb.mongod_member) role (C(stepdown.yml)) before it restarts a primary.
+  - With authentication, O(username) needs the C(replSetStateChange) privilege (role C(clusterManager)).
 author:
   - kmipops.psmdb contributors (@kmipops)
 requirements:
   - pymongo >= 4
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - kmipops.psmdb.mongod_connection
 attributes:
   check_mode:
     support: full
@@ -28,45 +30,6 @@ attributes:
   platform:
     platforms: posix
 options:
-  host:
-    description: Address of the member.
-    type: str
-    default: localhost
-  port:
-    description: Port of the member.
-    type: int
-    default: 27017
-  username:
-    description: User with the C(replSetStateChange) privilege (C(clusterManager)). No authentication when not set.
-    type: str
-  password:
-    description: Password of O(username). Never shown.
-    type: str
-  auth_source:
-    description: Database of O(username).
-    type: str
-    default: admin
-  tls:
-    description: Connect with TLS. Implied by O(tls_ca_file) or O(tls_certificate_key_file).
-    type: bool
-    default: false
-  tls_ca_file:
-    description: CA certificates that sign the member's certificate.
-    type: path
-  tls_certificate_key_file:
-    description: Client certificate and key (one PEM).
-    type: path
-  tls_certificate_key_file_password:
-    description: Password of the key in O(tls_certificate_key_file).
-    type: str
-  tls_allow_invalid_hostnames:
-    description: Do not check the member's certificate against O(host).
-    type: bool
-    default: false
-  timeout_ms:
-    description: Time limit in milliseconds to reach the member.
-    type: int
-    default: 5000
   step_down_secs:
     description: How long the member may not become primary again (C(replSetStepDown) C(stepDownSecs)).
     type: int
@@ -102,6 +65,7 @@ from ansible_collections.kmipops.psmdb.plugins.module_utils.mongod_member import
     ConnectionFailure,
     PyMongoError,
     connect,
+    connection_warnings,
 )
 
 
@@ -114,6 +78,8 @@ def main() -> None:
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     if not HAS_PYMONGO:
         module.fail_json(msg=missing_required_lib("pymongo"), exception=PYMONGO_IMPORT_ERROR)
+    for warning in connection_warnings(module.params):
+        module.warn(warning)
     if module.params["secondary_catch_up_period_secs"] >= module.params["step_down_secs"]:
         module.fail_json(msg="step_down_secs: must be greater than secondary_catch_up_period_secs (mongod refuses it)")
     where = f"{module.params['host']}:{module.params['port']}"

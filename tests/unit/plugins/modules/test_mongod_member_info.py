@@ -14,6 +14,7 @@ import pytest
 from ansible.module_utils.testing import patch_module_args
 from mockupdb import Command, MockupDB, OpMsg
 
+from ansible_collections.kmipops.psmdb.plugins.module_utils.mongod_member import connection_warnings
 from ansible_collections.kmipops.psmdb.plugins.modules import mongod_member_info, mongod_member_stepdown
 
 HOST = "127.0.50.11"
@@ -171,3 +172,10 @@ def test_stepdown_on_a_secondary_is_a_no_op(member: MockupDB, capsys: pytest.Cap
     member.autoresponds(OpMsg("replSetStepDown"), {"ok": 0, "errmsg": "not primary"})
     result = run(mongod_member_stepdown, {"host": HOST, "port": member.port}, capsys)
     assert result["changed"] is False and result["was_primary"] is False and not result.get("failed")
+
+
+def test_skipping_the_host_name_check_is_said() -> None:
+    params = {"host": "db1", "port": 27017, "tls_allow_invalid_hostnames": False}
+    assert connection_warnings(params) == []
+    (warning,) = connection_warnings({**params, "tls_allow_invalid_hostnames": True})
+    assert warning.startswith("tls_allow_invalid_hostnames:") and "db1:27017" in warning
