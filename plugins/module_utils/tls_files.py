@@ -80,8 +80,8 @@ def read_access_acl(path: str) -> list[tuple[int, int, int]] | None:
 def _acl_allows(acl: list[tuple[int, int, int]], st: os.stat_result, user: ServiceUser, want: int) -> bool:
     """acl(5) "ACCESS CHECK ALGORITHM": the first matching class decides."""
     if st.st_uid == user.uid:
-        return all(perm & want == want for tag, perm, _ in acl if tag == _ACL_USER_OBJ)
-    mask = next((perm for tag, perm, _ in acl if tag == _ACL_MASK), 7)
+        return all(perm & want == want for tag, perm, _ident in acl if tag == _ACL_USER_OBJ)
+    mask = next((perm for tag, perm, _ident in acl if tag == _ACL_MASK), 7)
     named = [perm for tag, perm, ident in acl if tag == _ACL_USER and ident == user.uid]
     if named:
         return named[0] & mask & want == want
@@ -92,7 +92,7 @@ def _acl_allows(acl: list[tuple[int, int, int]], st: os.stat_result, user: Servi
     ]
     if groups:
         return any(perm & mask & want == want for perm in groups)
-    return all(perm & want == want for tag, perm, _ in acl if tag == _ACL_OTHER)
+    return all(perm & want == want for tag, perm, _ident in acl if tag == _ACL_OTHER)
 
 
 def _allowed(path: str, st: os.stat_result, user: ServiceUser, want: int) -> bool:
