@@ -1,22 +1,24 @@
 # Copyright: kmipops.psmdb contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""kmip_server_info over 3 servers, one of them silent: concurrent check vs one after another.
+"""kmip_server_info over silent and live servers: concurrent check vs one after another.
 
-Two real PyKMIP servers (127.0.20.201, .202) and a silent port (127.0.20.203, accepts TCP and
-never answers) all on port 5696, connect_timeout_ms 2000. In the same run, with the same
-client and settings, the module's probe (``kmip_probe.probe_all``: one thread per server) is
-timed against probing the same servers one after another (``probe_server`` in a loop). The
-silent server costs a full timeout in both, so the ratio shows what the concurrency saves.
-One unmeasured warm-up probe runs first.
+Two real PyKMIP servers (127.0.20.201, .202) and ``--silent`` silent ports (127.0.20.203...,
+accept TCP and never answer: a site whose KMIP servers hang) listed first, all on port 5696,
+connect_timeout_ms 2000. In the same run, with the same client and settings, the module's
+probe (``kmip_probe.probe_all``: one thread per server) is timed against probing the same
+servers one after another (``probe_server`` in a loop). Each silent server costs a full
+timeout one after another, but all of them together cost one timeout concurrently: with one
+silent server the ratio is about 1, with N about N. One unmeasured warm-up probe runs first.
 Then the module itself runs once through ansible-playbook, to show the end-to-end time.
 
-    PYTHONPATH=.build/collections:tests .venv/bin/python bench/bench_server_info.py [--repeat 3]
+    PYTHONPATH=.build/collections:tests .venv/bin/python bench/bench_server_info.py [--repeat 3] [--silent 2]
 """
 
 from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import statistics
 import tempfile
 import time
@@ -44,11 +46,15 @@ def _close(reports: list[ServerReport]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="measurements of each mode (median reported)")
+    parser.add_argument("--silent", type=int, default=2, help="silent servers listed before the live ones")
     args = parser.parse_args()
     if args.repeat < 1:
         parser.error("--repeat: must be at least 1")
+    if not 1 <= args.silent <= 40:
+        parser.error("--silent: must be between 1 and 40")
 
-    silent_address, first, second = (f"{BENCH_NET}.203", f"{BENCH_NET}.201", f"{BENCH_NET}.202")
+    silent_addresses = [f"{BENCH_NET}.{203 + index}" for index in range(args.silent)]
+    first, second = f"{BENCH_NET}.201", f"{BENCH_NET}.202"
     with tempfile.TemporaryDirectory(prefix="bench-server-info-") as tmp_name:
         tmp = Path(tmp_name)
         pki = build_lab_pki(
@@ -71,9 +77,11 @@ def main() -> int:
             # start both at once: a PyKMIP start is mostly its imports
             with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
                 list(pool.map(PyKmipServer.start, servers))
-            with SilentPort(silent_address, DEFAULT_KMIP_PORT):
+            with contextlib.ExitStack() as silent_ports:
+                for address in silent_addresses:
+                    silent_ports.enter_context(SilentPort(address, DEFAULT_KMIP_PORT))
                 settings = KmipSettings(
-                    server_name=[silent_address, first, second],
+                    server_name=[*silent_addresses, first, second],
                     port=DEFAULT_KMIP_PORT,
                     server_ca_file=str(pki.ca.cert),
                     client_certificate_file=str(pki.client("mongod1").pem),
@@ -100,7 +108,7 @@ def main() -> int:
   hosts: localhost
   gather_facts: false
   tasks:
-    - name: kmip_server_info over 3 servers
+    - name: kmip_server_info over every server
       kmipops.psmdb.kmip_server_info:
         server_name: {settings.server_name}
         port: {DEFAULT_KMIP_PORT}
@@ -115,12 +123,12 @@ def main() -> int:
             for server in servers:
                 server.stop()
 
-    module = result.task("kmip_server_info over 3 servers") if result.tasks else None
+    module = result.task("kmip_server_info over every server") if result.tasks else None
     concurrent_median = statistics.median(concurrent_s)
     sequential_median = statistics.median(sequential_s)
     lines = header("kmip_server_info: concurrent vs sequential server checks")
     lines += [
-        f"servers: {silent_address} (silent), {first}, {second} port {DEFAULT_KMIP_PORT}; "
+        f"servers: {', '.join(silent_addresses)} (silent), {first}, {second} port {DEFAULT_KMIP_PORT}; "
         f"connect_timeout_ms {CONNECT_TIMEOUT_MS}; repeat {args.repeat}",
         f"server ok (in order): {outcome}",
         f"concurrent (probe_all), s:          {', '.join(f'{v:.2f}' for v in concurrent_s)}  "
