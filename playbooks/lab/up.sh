@@ -9,12 +9,34 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 start=$SECONDS
 
-lab_playbook "$lab_shared/create.yml"
-lab_playbook "$lab_shared/prepare.yml"
+# Everything the playbooks print is also kept in the state directory, to be searched for secrets.
+mkdir -p "$KMIPOPS_TEST_STATE_DIR"
+output=$KMIPOPS_TEST_STATE_DIR/up.log
+: >"$output"
+chmod 0600 "$output"
+logged() { lab_playbook "$@" 2>&1 | tee -a "$output"; }
+
+logged "$lab_shared/create.yml"
+logged "$lab_shared/prepare.yml"
 # The collection's main job, with the lab's settings from the inventory (group mongod).
-lab_playbook "$lab_repo/playbooks/enable_kmip_encryption.yml"
-lab_playbook "$lab_shared/start_replset.yml"
-lab_playbook "$lab_shared/verify.yml"
+logged "$lab_repo/playbooks/enable_kmip_encryption.yml"
+logged "$lab_shared/start_replset.yml"
+logged "$lab_shared/verify.yml"
+
+# The secrets the lab made (admin password, replica set keyFile, private keys) must not appear
+# in what the playbooks printed.
+secrets=$(mktemp)
+trap 'rm -f "$secrets"' EXIT
+{
+  cat "$KMIPOPS_TEST_STATE_DIR/admin-password" "$KMIPOPS_TEST_STATE_DIR/mongod-keyfile"
+  echo
+  # one base64 line out of the middle of each private key
+  for key in "$KMIPOPS_TEST_STATE_DIR"/pki/*.key; do sed -n 5p "$key"; done
+} | grep -v '^$' >"$secrets"
+if grep -q -F -f "$secrets" "$output"; then
+  echo "lab: a secret (password, keyFile or private key) appears in the playbook output $output" >&2
+  exit 1
+fi
 
 cat <<TXT
 
