@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests and the lab need when they are missing: podman, runc and
-# debootstrap (test host images and containers), git, make, and venv support for python3.
+# debootstrap (test host images and containers), git, make, shellcheck (ansible-test sanity runs
+# it when present) and venv support for python3.
 # Does nothing when everything is there; needs root (apt) otherwise.
 set -euo pipefail
 need=()
-for cmd in podman runc debootstrap git make; do
+for cmd in podman runc debootstrap git make shellcheck; do
   command -v "$cmd" >/dev/null 2>&1 || need+=("$cmd")
 done
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
