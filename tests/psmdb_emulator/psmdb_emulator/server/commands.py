@@ -244,7 +244,8 @@ def cmd_server_status(ctx: CommandContext) -> dict[str, Any]:
     uptime = time.monotonic() - node.started
     with node.lock:
         status: dict[str, Any] = {
-            "host": socket.gethostname() if "0.0.0.0" in node.settings.bind_ips else node.default_host(),
+            # mongod's prettyHostName(): the machine's host name, ":port" only off the default port
+            "host": socket.gethostname() + ("" if node.settings.port == 27017 else f":{node.settings.port}"),
             "version": VERSION,
             "process": "mongod",
             "pid": os.getpid(),
