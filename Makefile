@@ -14,8 +14,9 @@ export PATH := $(BIN):$(PATH)
 # recompiles ansible-core, which makes the suites several times slower.
 unexport PYTHONDONTWRITEBYTECODE
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
+DOCS_VENV := $(CURDIR)/.build/docs-venv
 
-.PHONY: help host-packages venv collection-link test-collections lint ruff ansible-lint changelog-lint sanity units integration \
+.PHONY: help host-packages venv collection-link test-collections lint ruff ansible-lint changelog-lint docs-lint sanity units integration \
         integration-kmip integration-playbooks emulator images molecule build test lab lab-destroy bench clean
 
 help: ## list the targets
@@ -54,7 +55,16 @@ ansible-lint: venv collection-link test-collections
 changelog-lint: venv ## changelog fragments valid, and the next release's notes render (.build/changelog-preview)
 	tests/changelog-check.sh
 
-lint: ruff ansible-lint changelog-lint ## ruff, ansible-lint (production profile), changelog fragments
+$(DOCS_VENV)/.installed: requirements-docs.txt
+	$(PYTHON) -m venv $(DOCS_VENV)
+	$(DOCS_VENV)/bin/python -m pip install --disable-pip-version-check -q -r requirements-docs.txt
+	touch $@
+
+docs-lint: venv collection-link $(DOCS_VENV)/.installed ## the docs as the Ansible docs site renders them: plugins, roles, docs/docsite (antsibull-docs)
+	cd $(COLLECTIONS)/ansible_collections/kmipops/psmdb && \
+	  $(DOCS_VENV)/bin/antsibull-docs lint-collection-docs --plugin-docs --check-extra-docs-refs .
+
+lint: ruff ansible-lint changelog-lint docs-lint ## ruff, ansible-lint (production profile), changelog fragments, docs
 
 sanity: venv ## ansible-test sanity, offline
 	tests/sanity/run.sh
@@ -96,7 +106,7 @@ build: venv ## build the collection tarball into .build/dist
 # suite ends; tests/suite-summary.sh then prints one table (suite, status, rc, duration) and
 # fails when any suite failed. TEST_SUITES may name any target.
 TEST_JOBS ?= 3
-TEST_SUITES := molecule sanity integration-kmip emulator integration-playbooks units ansible-lint ruff changelog-lint
+TEST_SUITES := molecule sanity integration-kmip emulator integration-playbooks units ansible-lint docs-lint ruff changelog-lint
 TEST_LOGS := $(CURDIR)/.build/test-logs
 SUITE_TARGETS := $(addprefix suite-,$(TEST_SUITES))
 .PHONY: $(SUITE_TARGETS)
