@@ -3,7 +3,8 @@
 # release notes that `antsibull-changelog release` would produce from them now render.
 #
 # 1. antsibull-changelog silently skips fragments whose name does not end in .yml
-#    (ignore_other_fragment_extensions), so such a file is an error here, not a lost entry.
+#    (ignore_other_fragment_extensions), so such a file is an error here, not a lost entry; and
+#    ansible-lint reads any *playbook*.yml as a playbook, so that name is refused too.
 # 2. `antsibull-changelog lint` (YAML, sections, RST of every entry) and `lint-changelog-yaml`.
 # 3. A rehearsal of the next release on a throwaway copy of the collection: `release` with the
 #    version of galaxy.yml, then the Markdown (what CHANGELOG.md will be) and an RST rendering,
@@ -19,6 +20,13 @@ stray=$(find changelogs/fragments -mindepth 1 ! -name '*.yml' ! -name .keep)
 if [ -n "$stray" ]; then
   echo "not changelog fragments (antsibull-changelog reads only changelogs/fragments/*.yml):" >&2
   echo "$stray" >&2
+  exit 1
+fi
+# ansible-lint takes any **/*playbook*.yml for a playbook and fails on it
+misnamed=$(find changelogs/fragments -name '*playbook*')
+if [ -n "$misnamed" ]; then
+  echo "rename these fragments: ansible-lint reads a file named *playbook*.yml as a playbook:" >&2
+  echo "$misnamed" >&2
   exit 1
 fi
 "$bin/antsibull-changelog" lint
