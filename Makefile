@@ -14,9 +14,10 @@ export PATH := $(BIN):$(PATH)
 # recompiles ansible-core, which makes the suites several times slower.
 unexport PYTHONDONTWRITEBYTECODE
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
+DOCS_VENV := $(CURDIR)/.build/docs-venv
 
-.PHONY: help host-packages venv collection-link test-collections lint ruff ansible-lint sanity units integration integration-kmip integration-playbooks emulator \
-        images molecule build test lab lab-destroy bench clean
+.PHONY: help host-packages venv collection-link test-collections lint ruff ansible-lint changelog-lint docs-lint sanity units integration \
+        integration-kmip integration-playbooks emulator images molecule build test lab lab-destroy bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort
@@ -51,7 +52,19 @@ ansible-lint: venv collection-link test-collections
 	ANSIBLE_COLLECTIONS_PATH=$(COLLECTIONS):$(CURDIR)/.build/test-collections \
 	  $(BIN)/ansible-lint --profile production --offline
 
-lint: ruff ansible-lint ## ruff and ansible-lint (production profile)
+changelog-lint: venv ## changelog fragments valid, and the next release's notes render (.build/changelog-preview)
+	tests/changelog-check.sh
+
+$(DOCS_VENV)/.installed: requirements-docs.txt
+	$(PYTHON) -m venv $(DOCS_VENV)
+	$(DOCS_VENV)/bin/python -m pip install --disable-pip-version-check -q -r requirements-docs.txt
+	touch $@
+
+docs-lint: venv collection-link $(DOCS_VENV)/.installed ## the docs as the Ansible docs site renders them: plugins, roles, docs/docsite (antsibull-docs)
+	cd $(COLLECTIONS)/ansible_collections/kmipops/psmdb && \
+	  $(DOCS_VENV)/bin/antsibull-docs lint-collection-docs --plugin-docs --check-extra-docs-refs .
+
+lint: ruff ansible-lint changelog-lint docs-lint ## ruff, ansible-lint (production profile), changelog fragments, docs
 
 sanity: venv ## ansible-test sanity, offline
 	tests/sanity/run.sh
@@ -87,14 +100,26 @@ build: venv ## build the collection tarball into .build/dist
 
 # The suites are independent (each uses its own loopback range) and mostly wait (downloads,
 # KMIP and replica-set timeouts), so `make test` runs TEST_JOBS of them at a time, longest
-# first; --output-sync prints each suite's output as one block when it ends.
-# Molecule (with the image build it needs) goes first: it is the longest chain.
+# first. Molecule (with the image build it needs) goes first: it is the longest chain.
+# A failed suite does not stop the others: each runs through tests/run-suite.sh, which writes
+# its output to .build/test-logs/<suite>.log as it goes and prints it as one block when the
+# suite ends; tests/suite-summary.sh then prints one table (suite, status, rc, duration) and
+# fails when any suite failed. TEST_SUITES may name any target.
 TEST_JOBS ?= 3
-TEST_SUITES := molecule sanity integration-kmip emulator integration-playbooks units ansible-lint ruff
+TEST_SUITES := molecule sanity integration-kmip emulator integration-playbooks units ansible-lint docs-lint ruff changelog-lint
+TEST_LOGS := $(CURDIR)/.build/test-logs
+SUITE_TARGETS := $(addprefix suite-,$(TEST_SUITES))
+.PHONY: $(SUITE_TARGETS)
 
-test: ## what CI runs: every suite of TEST_SUITES, TEST_JOBS at a time
+test: ## what CI runs: every suite of TEST_SUITES, TEST_JOBS at a time, then a summary
 	$(MAKE) venv collection-link test-collections
-	$(MAKE) -j$(TEST_JOBS) --output-sync=target $(TEST_SUITES)
+	rm -rf $(TEST_LOGS)
+	mkdir -p $(TEST_LOGS)
+	$(MAKE) -k -j$(TEST_JOBS) $(SUITE_TARGETS) || true
+	tests/suite-summary.sh $(TEST_LOGS) $(TEST_SUITES)
+
+$(SUITE_TARGETS): suite-%:
+	tests/run-suite.sh $(TEST_LOGS) $* $(MAKE)
 
 lab: $(VENV)/.molecule images ## embedded lab: PyKMIP + emulated 3-member replica set, then the main playbook
 	playbooks/lab/up.sh

@@ -9,7 +9,10 @@ import os
 import socket
 import ssl
 import stat
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -21,7 +24,8 @@ from kmip.pie.exceptions import KmipOperationFailure
 from kmiplab.client import HostnameMismatchError, check_peer_hostname, key_state, lab_client, register_aes_key
 from kmiplab.pki import LabPki
 from kmiplab.ports import PlainTcpPort, SilentPort, wait_for
-from kmiplab.server import SHARED_POLICY_NAME, PyKmipServer
+from kmiplab.process_group import kill_group, live_members
+from kmiplab.server import SHARED_POLICY_NAME, PyKmipServer, ServerStartError
 
 # -- PKI ------------------------------------------------------------------------------------------
 
@@ -180,41 +184,115 @@ def test_bad_server_variants_fail_chain_and_hostname_checks(
         pass
 
 
-def _live_members_of_group(pgid: int) -> list[int]:
-    members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        state, group = fields[0], int(fields[2])
-        if group == pgid and state not in ("Z", "X"):
-            members.append(int(entry.name))
-    return members
-
-
-def test_server_stop_ends_every_process_and_frees_the_port(pki: LabPki, tmp_path: Path, kmiplab_net: str) -> None:
-    server = PyKmipServer(
-        tmp_path / "srv",
-        address=f"{kmiplab_net}.20",
+def _own_server(kind: type[PyKmipServer], pki: LabPki, workdir: Path, address: str, **kwargs: Any) -> PyKmipServer:
+    """A server of its own (not a session fixture), to stop within the test."""
+    return kind(
+        workdir,
+        address=address,
         server_cert=pki.server("kmip1"),
         ca_file=pki.ca.cert,
         probe_client=pki.client("mongod1"),
-        start_timeout=180,
+        **kwargs,
+    )
+
+
+def _assert_stopped_for_good(server: PyKmipServer, pid: int) -> None:
+    """Right after stop(), without polling: no process of the group runs, the port is free."""
+    assert not server.running
+    assert live_members(pid) == []
+    with socket.socket() as rebind:
+        rebind.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        rebind.bind((server.address, server.port))
+
+
+def test_server_stop_ends_every_process_and_frees_the_port(pki: LabPki, tmp_path: Path, kmiplab_net: str) -> None:
+    server = _own_server(PyKmipServer, pki, tmp_path / "srv", f"{kmiplab_net}.20", start_timeout=180)
+    with server:
+        pid = server.pid
+        assert pid is not None
+        assert len(live_members(pid)) >= 2  # PyKMIP forks helper processes
+        assert server.config_path.read_text().count("logging_level=INFO") == 1
+        assert f"database_path={server.database_path}" in server.config_path.read_text()
+    _assert_stopped_for_good(server, pid)
+
+
+# PyKMIP's process tree, reduced to what made stop() race: the leader listens and dies at the
+# first SIGTERM; its forked helper shares the listening socket, ignores SIGTERM (as PyKMIP's
+# helpers outlast it) and holds BALLAST_MIB of touched memory, so that after SIGKILL it takes a
+# while to die: the kernel frees a dying process's memory before it closes its files.
+BALLAST_MIB = 512
+_HELPER_OUTLIVES_LEADER = r"""
+import os, signal, socket, sys, time
+address, port, ready, ballast_mib = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+listener = socket.create_server((address, port))
+read_end, write_end = os.pipe()
+if os.fork() == 0:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    ballast = b"\x01" * (ballast_mib << 20)
+    os.write(write_end, b"1")
+    while True:
+        time.sleep(60)
+os.read(read_end, 1)
+open(ready, "w").close()
+while True:
+    time.sleep(60)
+"""
+
+
+class _HelperOutlivesLeader(PyKmipServer):
+    """PyKmipServer's own start() and stop() around the process tree above."""
+
+    def _command(self) -> list[str]:
+        ready = str(self.workdir / "ready")
+        return [sys.executable, "-c", _HELPER_OUTLIVES_LEADER, self.address, str(self.port), ready, str(BALLAST_MIB)]
+
+    def _wait_ready(self) -> None:
+        if not wait_for(lambda: (self.workdir / "ready").exists(), timeout=self.start_timeout):
+            raise ServerStartError(f"{self.endpoint}: the stand-in did not start; see {self.stderr_path}")
+
+
+def test_server_stop_waits_for_a_helper_that_dies_after_the_leader(
+    pki: LabPki, tmp_path: Path, kmiplab_net: str
+) -> None:
+    server = _own_server(
+        _HelperOutlivesLeader, pki, tmp_path / "srv", f"{kmiplab_net}.21", start_timeout=120, stop_grace=0.2
     )
     with server:
         pid = server.pid
         assert pid is not None
-        assert len(_live_members_of_group(pid)) >= 2  # PyKMIP forks helper processes
-        assert server.config_path.read_text().count("logging_level=INFO") == 1
-        assert f"database_path={server.database_path}" in server.config_path.read_text()
-    assert not server.running
-    assert _live_members_of_group(pid) == []
-    with socket.socket() as rebind:
-        rebind.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        rebind.bind((server.address, server.port))
+        assert len(live_members(pid)) == 2
+    _assert_stopped_for_good(server, pid)
+
+
+_MAIN_THREAD_EXITS = r"""
+import ctypes, sys, threading, time
+
+def worker():
+    open(sys.argv[1], "w").close()
+    while True:
+        time.sleep(60)
+
+threading.Thread(target=worker).start()
+ctypes.CDLL(None).pthread_exit(None)
+"""
+
+
+def test_live_members_counts_a_process_whose_main_thread_has_exited(tmp_path: Path) -> None:
+    """/proc/<pid>/stat then says Z, yet the process still runs (and may hold a socket)."""
+    ready = tmp_path / "ready"
+    process = subprocess.Popen([sys.executable, "-c", _MAIN_THREAD_EXITS, str(ready)], start_new_session=True)
+    try:
+
+        def leader_thread_is_zombie() -> bool:
+            stat_line = Path(f"/proc/{process.pid}/stat").read_text()
+            return ready.exists() and stat_line.rsplit(")", 1)[1].split()[0] == "Z"
+
+        assert wait_for(leader_thread_is_zombie, timeout=60)
+        assert live_members(process.pid) == [process.pid]
+    finally:
+        kill_group(process.pid)
+        process.wait(timeout=10)
+    assert live_members(process.pid) == []
 
 
 # -- misbehaving ports --------------------------------------------------------------------------------

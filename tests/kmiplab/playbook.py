@@ -15,13 +15,14 @@ import contextlib
 import dataclasses
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from kmiplab.process_group import kill_group
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COLLECTIONS_PATH = REPO_ROOT / ".build" / "collections"
@@ -197,8 +198,8 @@ def _run(
     try:
         stdout, stderr = process.communicate(timeout=timeout)
     except BaseException:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
+        # the whole tree, and only then reap the leader (which keeps the group id ours)
+        kill_group(process.pid)
         process.communicate()
         raise
     completed = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)

@@ -11,16 +11,16 @@ defaults under /tmp). It logs at INFO: at DEBUG PyKMIP writes raw key bytes into
 PyKMIP forks a multiprocessing manager and a policy-monitor process, and its accept loop only
 wakes every 10 s, so a plain SIGTERM takes 8-10 s. The server therefore runs in its own
 session (process group): ``stop()`` sends SIGTERM to that group, waits a short grace and then
-SIGKILLs the group. The database is committed per operation, so nothing is lost.
+SIGKILLs the group, and returns only when no process of the group can run any more
+(``kmiplab.process_group``): the forked helpers outlive the leader, and while one is dying it
+still holds the listening socket. The database is committed per operation, so nothing is lost.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
-import signal
 import socket
 import ssl
 import subprocess
@@ -31,6 +31,7 @@ from types import TracebackType
 
 from kmiplab.pki import ClientCert, ServerCert
 from kmiplab.ports import PlainTcpPort, SilentPort, free_port, wait_for
+from kmiplab.process_group import terminate_group
 
 __all__ = [
     "DEFAULT_KMIP_PORT",
@@ -92,6 +93,7 @@ class PyKmipServer:
     ``policies`` maps policy names to PyKMIP policy bodies (see ``shared_key_policy``); they
     are written to the policy directory and the start waits until PyKMIP has loaded them.
     ``socket_timeout`` bounds each session's handshake and reads (PyKMIP's own: 10 s).
+    ``stop_timeout`` bounds how long ``stop()`` waits for the killed group to be gone.
     """
 
     def __init__(
@@ -107,6 +109,7 @@ class PyKmipServer:
         enable_tls_client_auth: bool = True,
         start_timeout: float = 180.0,
         stop_grace: float = 0.5,
+        stop_timeout: float = 60.0,
         socket_timeout: float = 60.0,
     ) -> None:
         self.workdir = Path(workdir)
@@ -119,6 +122,7 @@ class PyKmipServer:
         self.enable_tls_client_auth = enable_tls_client_auth
         self.start_timeout = start_timeout
         self.stop_grace = stop_grace
+        self.stop_timeout = stop_timeout
         self.socket_timeout = socket_timeout
         self.config_path = self.workdir / "server.conf"
         self.log_path = self.workdir / "server.log"
@@ -148,15 +152,7 @@ class PyKmipServer:
         stderr = open(self.stderr_path, "ab")  # noqa: SIM115 - handed to the child, closed below
         try:
             self._process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "kmiplab.pykmip_main",
-                    "-f",
-                    str(self.config_path),
-                    "-l",
-                    str(self.log_path),
-                ],
+                self._command(),
                 stdin=subprocess.DEVNULL,
                 stdout=stderr,
                 stderr=stderr,
@@ -179,21 +175,19 @@ class PyKmipServer:
         return self
 
     def stop(self) -> None:
-        """SIGTERM the server's process group, SIGKILL it after ``stop_grace``; idempotent."""
+        """SIGTERM the server's process group, SIGKILL it after ``stop_grace``; idempotent.
+
+        Returns when no process of the group can run any more (the port is free, nothing writes
+        the database or the log), or raises ``ProcessGroupSurvivedError`` after ``stop_timeout``.
+        """
         process = self._process
         if process is None:
             return
         self._process = None
-        pgid = process.pid  # start_new_session makes the server its group leader
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=self.stop_grace)
-        # the forked manager and policy monitor survive the leader: always clear the group
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=10)
+        # start_new_session made the server its group leader; signalled before it is reaped,
+        # so the group id cannot belong to anything else yet
+        terminate_group(process.pid, grace=self.stop_grace, timeout=self.stop_timeout)
+        process.wait(timeout=10)  # reap the leader, dead by now
 
     def __enter__(self) -> PyKmipServer:
         return self.start()
@@ -251,6 +245,9 @@ class PyKmipServer:
         return context
 
     # -- internals ------------------------------------------------------------------------------
+
+    def _command(self) -> list[str]:
+        return [sys.executable, "-m", "kmiplab.pykmip_main", "-f", str(self.config_path), "-l", str(self.log_path)]
 
     def _write_config(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
