@@ -26,9 +26,9 @@ from pathlib import Path
 
 from _common import BENCH_NET, header, write_results
 
-from ansible_collections.kmipops.psmdb.plugins.module_utils.kmip_client import KmipClient
-from ansible_collections.kmipops.psmdb.plugins.module_utils.kmip_probe import ServerReport, probe_all, probe_server
-from ansible_collections.kmipops.psmdb.plugins.module_utils.kmip_settings import KmipSettings
+from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip.client import KmipClient
+from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip.probe import ServerReport, probe_all, probe_server
+from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip.settings import KmipSettings
 from kmiplab.pki import build_lab_pki
 from kmiplab.playbook import run_playbook
 from kmiplab.ports import SilentPort

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 class ModuleDocFragment:
     # How the mongod_member_* modules reach one mongod (direct connection, pymongo); the argument
-    # spec is MONGOD_CONNECTION_ARGSPEC in module_utils/mongod_member.py.
+    # spec is MONGOD_CONNECTION_ARGSPEC in module_utils/_mongod/member.py.
     DOCUMENTATION = r"""
 options:
   host:

@@ -92,8 +92,8 @@ from typing import Any  # noqa: E402
 
 from ansible.errors import AnsibleFilterError  # noqa: E402
 
-from ansible_collections.kmipops.psmdb.plugins.module_utils.errors import KmipOpsError  # noqa: E402
-from ansible_collections.kmipops.psmdb.plugins.module_utils.mongod_security import (  # noqa: E402
+from ansible_collections.kmipops.psmdb.plugins.module_utils._common.errors import KmipOpsError  # noqa: E402
+from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.security import (  # noqa: E402
     HAS_RUAMEL,
     KmipEncryptionConfig,
     render_security_yaml,

@@ -137,14 +137,14 @@ operations:
 
 from typing import Any  # noqa: E402
 
-from ansible_collections.kmipops.psmdb.plugins.module_utils import kmip_keys  # noqa: E402
-from ansible_collections.kmipops.psmdb.plugins.module_utils.errors import (  # noqa: E402
+from ansible_collections.kmipops.psmdb.plugins.module_utils._common.errors import (  # noqa: E402
     InvalidOptionError,
     KmipItemNotFoundError,
     KmipKeyStateError,
 )
-from ansible_collections.kmipops.psmdb.plugins.module_utils.kmip_client import KmipClient  # noqa: E402
-from ansible_collections.kmipops.psmdb.plugins.module_utils.kmip_module import KmipSessionModule  # noqa: E402
+from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip import keys as kmip_keys  # noqa: E402
+from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip.client import KmipClient  # noqa: E402
+from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip.module import KmipSessionModule  # noqa: E402
 
 ARGUMENT_SPEC: dict[str, Any] = {
     "key_identifier": {"type": "str"},

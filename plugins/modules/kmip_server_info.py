@@ -164,17 +164,17 @@ settings:
 
 from typing import Any  # noqa: E402
 
-from ansible_collections.kmipops.psmdb.plugins.module_utils import kmip_probe  # noqa: E402
-from ansible_collections.kmipops.psmdb.plugins.module_utils.errors import (  # noqa: E402
+from ansible_collections.kmipops.psmdb.plugins.module_utils._common.errors import (  # noqa: E402
     InvalidOptionError,
     KmipOpsError,
     MissingDependencyError,
 )
-from ansible_collections.kmipops.psmdb.plugins.module_utils.kmip_client import KmipClient  # noqa: E402
-from ansible_collections.kmipops.psmdb.plugins.module_utils.kmip_keys import check_like_mongod  # noqa: E402
-from ansible_collections.kmipops.psmdb.plugins.module_utils.kmip_module import KmipSessionModule  # noqa: E402
-from ansible_collections.kmipops.psmdb.plugins.module_utils.kmip_settings import KmipSettings  # noqa: E402
-from ansible_collections.kmipops.psmdb.plugins.module_utils.tls_inspect import (  # noqa: E402
+from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip import probe as kmip_probe  # noqa: E402
+from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip.client import KmipClient  # noqa: E402
+from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip.keys import check_like_mongod  # noqa: E402
+from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip.module import KmipSessionModule  # noqa: E402
+from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip.settings import KmipSettings  # noqa: E402
+from ansible_collections.kmipops.psmdb.plugins.module_utils._tls.certificates import (  # noqa: E402
     client_identity_problems,
     read_option_file,
 )

@@ -196,20 +196,20 @@ notes:
 
 from ansible.module_utils.basic import missing_required_lib  # noqa: E402
 
-from ansible_collections.kmipops.psmdb.plugins.module_utils.kmip_module import KmipModule  # noqa: E402
-from ansible_collections.kmipops.psmdb.plugins.module_utils.mongod_conf_update import (  # noqa: E402
+from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip.module import KmipModule  # noqa: E402
+from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.conf_update import (  # noqa: E402
     CONFIG_ARGSPEC,
     ConfigRun,
 )
-from ansible_collections.kmipops.psmdb.plugins.module_utils.mongod_security import (  # noqa: E402
+from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.security import (  # noqa: E402
     HAS_RUAMEL,
     RUAMEL_IMPORT_ERROR,
 )
-from ansible_collections.kmipops.psmdb.plugins.module_utils.storage_metadata import (  # noqa: E402
+from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.storage_metadata import (  # noqa: E402
     BSON_IMPORT_ERROR,
     HAS_BSON,
 )
-from ansible_collections.kmipops.psmdb.plugins.module_utils.tls_files import (  # noqa: E402
+from ansible_collections.kmipops.psmdb.plugins.module_utils._tls.file_access import (  # noqa: E402
     CRYPTOGRAPHY_IMPORT_ERROR,
     HAS_CRYPTOGRAPHY,
 )

@@ -58,7 +58,7 @@ import contextlib  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
 
-from ansible_collections.kmipops.psmdb.plugins.module_utils.mongod_member import (  # noqa: E402
+from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.member import (  # noqa: E402
     HAS_PYMONGO,
     MEMBER_CONNECTION_ARGSPEC,
     PYMONGO_IMPORT_ERROR,
