@@ -147,7 +147,7 @@ servers:
       type: dict
 client_certificate:
   description: The client identity (path, subject, issuer, serial_number, not_after, days_left, expired,
-    chain_length, client_auth_eku, key_matches_certificate, key_encrypted, password_opens_key, common_name).
+    chain_length, client_auth_eku, key_encrypted, password_opens_key, common_name).
   returned: always
   type: dict
 key:
@@ -164,19 +164,16 @@ settings:
 
 from typing import Any  # noqa: E402
 
-from ansible_collections.kmipops.psmdb.plugins.module_utils._common.errors import (  # noqa: E402
-    InvalidOptionError,
-    KmipOpsError,
-    MissingDependencyError,
-)
+from ansible_collections.kmipops.psmdb.plugins.module_utils._common.errors import KmipOpsError  # noqa: E402
 from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip import probe as kmip_probe  # noqa: E402
 from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip.client import KmipClient  # noqa: E402
 from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip.keys import check_like_mongod  # noqa: E402
 from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip.module import KmipSessionModule  # noqa: E402
 from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip.settings import KmipSettings  # noqa: E402
+from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.conf import MongodConf  # noqa: E402
+from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.security import to_plain  # noqa: E402
 from ansible_collections.kmipops.psmdb.plugins.module_utils._tls.certificates import (  # noqa: E402
     client_identity_problems,
-    read_option_file,
 )
 
 ARGUMENT_SPEC: dict[str, Any] = {
@@ -186,35 +183,9 @@ ARGUMENT_SPEC: dict[str, Any] = {
 }
 
 
-def load_yaml(text: str) -> Any:
-    try:
-        from ruamel.yaml import YAML
-
-        return YAML(typ="safe", pure=True).load(text)
-    except ImportError:
-        pass
-    try:
-        import yaml
-
-        return yaml.safe_load(text)
-    except ImportError as exc:
-        raise MissingDependencyError("ruamel.yaml", str(exc)) from None
-
-
 def settings_from_mongod_config(path: str) -> KmipSettings:
-    text = read_option_file("mongod_config", path).decode("utf-8", errors="replace")
-    try:
-        document = load_yaml(text)
-    except MissingDependencyError:
-        raise
-    except Exception as exc:  # the YAML libraries raise many types; the message names the line
-        raise InvalidOptionError("mongod_config", f"{path} is not valid YAML: {exc}") from None
-    if not isinstance(document, dict):
-        raise InvalidOptionError("mongod_config", f"{path} is not a YAML mapping")
-    security = document.get("security")
-    if security is not None and not isinstance(security, dict):
-        raise InvalidOptionError("mongod_config", f"security in {path} is not a mapping")
-    return KmipSettings.from_mongod_security(security)
+    """The KMIP settings of a mongod.conf, read by the model mongod_kmip_config edits it with."""
+    return KmipSettings.from_mongod_security(to_plain(MongodConf.read(path, option="mongod_config").security))
 
 
 def effective_settings(settings: KmipSettings) -> dict[str, Any]:

@@ -194,35 +194,22 @@ notes:
   elements: str
 """
 
-from ansible.module_utils.basic import missing_required_lib  # noqa: E402
-
+from ansible_collections.kmipops.psmdb.plugins.module_utils._common.deps import (  # noqa: E402
+    CRYPTOGRAPHY,
+    PYMONGO,
+    RUAMEL_YAML,
+)
 from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip.module import KmipModule  # noqa: E402
 from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.conf_update import (  # noqa: E402
     CONFIG_ARGSPEC,
     ConfigRun,
 )
-from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.security import (  # noqa: E402
-    HAS_RUAMEL,
-    RUAMEL_IMPORT_ERROR,
-)
-from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.storage_metadata import (  # noqa: E402
-    BSON_IMPORT_ERROR,
-    HAS_BSON,
-)
-from ansible_collections.kmipops.psmdb.plugins.module_utils._tls.file_access import (  # noqa: E402
-    CRYPTOGRAPHY_IMPORT_ERROR,
-    HAS_CRYPTOGRAPHY,
-)
 
 
 def main() -> None:
-    module = KmipModule(argument_spec=CONFIG_ARGSPEC, supports_check_mode=True)
-    if not HAS_RUAMEL:
-        module.fail_json(msg=missing_required_lib("ruamel.yaml"), exception=RUAMEL_IMPORT_ERROR)
-    if not HAS_BSON:
-        module.fail_json(msg=missing_required_lib("pymongo"), exception=BSON_IMPORT_ERROR)
-    if module.params["check_files"] and module.params["state"] == "present" and not HAS_CRYPTOGRAPHY:
-        module.fail_json(msg=missing_required_lib("cryptography"), exception=CRYPTOGRAPHY_IMPORT_ERROR)
+    module = KmipModule(argument_spec=CONFIG_ARGSPEC, supports_check_mode=True, dependencies=(RUAMEL_YAML, PYMONGO))
+    if module.params["check_files"] and module.params["state"] == "present":
+        module.require(CRYPTOGRAPHY)
     result = module.run_or_fail(lambda m: ConfigRun(m).run(), path=module.params["path"])
     module.exit_json(**result)
 

@@ -133,18 +133,11 @@ members:
       type: float
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
+from typing import Any  # noqa: E402
 
-from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.member import (  # noqa: E402
-    HAS_PYMONGO,
-    MEMBER_CONNECTION_ARGSPEC,
-    PYMONGO_IMPORT_ERROR,
-    ConnectionFailure,
-    PyMongoError,
-    connect,
-    connection_warnings,
-    member_status,
-)
+from ansible_collections.kmipops.psmdb.plugins.module_utils._common.errors import MongodUnreachableError  # noqa: E402
+from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.member import member_status  # noqa: E402
+from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.module import MongodMemberModule  # noqa: E402
 
 UNREACHABLE = {
     "reachable": False,
@@ -160,25 +153,23 @@ UNREACHABLE = {
 }
 
 
-def main() -> None:
-    spec = {**MEMBER_CONNECTION_ARGSPEC, "fail_on_unreachable": {"type": "bool", "default": False}}
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    if not HAS_PYMONGO:
-        module.fail_json(msg=missing_required_lib("pymongo"), exception=PYMONGO_IMPORT_ERROR)
-    for warning in connection_warnings(module.params):
-        module.warn(warning)
-    client = connect(module.params)
+def run(module: MongodMemberModule) -> dict[str, Any]:
+    client = module.connect()
     try:
-        result = member_status(client)
-    except ConnectionFailure as exc:
+        return {"changed": False, **member_status(client, module.member)}
+    except MongodUnreachableError as error:
         if module.params["fail_on_unreachable"]:
-            module.fail_json(msg=f"mongod at {module.params['host']}:{module.params['port']} is unreachable: {exc}")
-        result = dict(UNREACHABLE, error=str(exc))
-    except PyMongoError as exc:
-        module.fail_json(msg=f"mongod at {module.params['host']}:{module.params['port']}: {exc}")
+            raise
+        return {"changed": False, **UNREACHABLE, "error": str(error), "error_kind": error.kind}
     finally:
         client.close()
-    module.exit_json(changed=False, **result)
+
+
+def main() -> None:
+    module = MongodMemberModule(
+        argument_spec={"fail_on_unreachable": {"type": "bool", "default": False}}, supports_check_mode=True
+    )
+    module.exit_json(**module.run_or_fail(run))
 
 
 if __name__ == "__main__":

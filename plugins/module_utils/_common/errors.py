@@ -49,44 +49,67 @@ class InvalidOptionError(KmipOpsError):
 
 
 class MissingDependencyError(KmipOpsError):
-    """A Python library the module needs is not importable by the interpreter on the host."""
+    """A Python library the module needs is not importable by the interpreter on the host.
+
+    Modules report it with Ansible's own ``missing_required_lib`` wording plus ``HINT``
+    (``KmipOpsModule.fail_from``); ``import_traceback`` goes to ``exception`` (shown with -vvv).
+    """
 
     kind = "missing_dependency"
+    #: how this collection gets its libraries onto a host
+    HINT = (
+        "Install it with the kmipops.psmdb.kmip_prereqs role and run the module with "
+        "ansible_python_interpreter set to the fact kmipops_python_interpreter"
+    )
 
-    def __init__(self, library: str, import_error: str) -> None:
-        super().__init__(
-            f"the Python library {library} is required on the managed host: {import_error}. "
-            "Install it with the kmipops.psmdb.kmip_prereqs role and run the module with "
-            "ansible_python_interpreter set to the fact kmipops_python_interpreter"
-        )
+    def __init__(self, library: str, import_error: str, import_traceback: str | None = None) -> None:
+        super().__init__(f"the Python library {library} is required on the managed host: {import_error}. {self.HINT}")
         self.library = library
         self.import_error = import_error
+        self.import_traceback = import_traceback
 
 
-# -- session errors: one server could not be used -------------------------------------------
+class PeerError(KmipOpsError):
+    """Something went wrong with one peer (a KMIP server, a mongod): the message names it, says
+    what failed and what to do, as ``<peer_label> <peer>: <what>: <cause>. <advice>``."""
 
-
-class KmipServerError(KmipOpsError):
-    """Something went wrong with one KMIP server; the message names it and says what to do."""
-
-    kind = "kmip_server"
+    kind = "peer"
+    #: how messages name the kind of peer, and the key of ``details`` that holds its address
+    peer_label = "peer"
+    peer_key = "peer"
     #: what failed, in the words of the problem (e.g. "TLS verification failed")
-    what = "KMIP session failed"
+    what = "failed"
     #: what the operator should do about it
     advice = ""
 
-    def __init__(self, server: str, cause: str, advice: str | None = None) -> None:
-        self.server = server
+    def __init__(self, peer: str, cause: str, advice: str | None = None) -> None:
+        self.peer = peer
         self.cause = cause
         if advice is not None:
             self.advice = advice
-        text = f"KMIP server {server}: {self.what}: {cause}"
+        text = f"{self.peer_label} {peer}: {self.what}: {cause}"
         if self.advice:
             text += f". {self.advice}"
         super().__init__(text)
 
     def details(self) -> dict[str, Any]:
-        return {"server": self.server}
+        return {self.peer_key: self.peer}
+
+
+# -- session errors: one server could not be used -------------------------------------------
+
+
+class KmipServerError(PeerError):
+    """Something went wrong with one KMIP server."""
+
+    kind = "kmip_server"
+    peer_label = "KMIP server"
+    peer_key = "server"
+    what = "KMIP session failed"
+
+    @property
+    def server(self) -> str:
+        return self.peer
 
 
 class KmipConnectionError(KmipServerError):
@@ -273,3 +296,56 @@ class KmipAllServersFailedError(KmipOpsError):
 
     def details(self) -> dict[str, Any]:
         return {"attempts": [{"server": e.server, "error_kind": e.kind, "msg": str(e)} for e in self.errors]}
+
+
+# -- mongod errors: one replica-set member could not be used ----------------------------------
+
+
+class MongodError(PeerError):
+    """Something went wrong with one mongod (a replica-set member)."""
+
+    kind = "mongod"
+    peer_label = "mongod"
+    peer_key = "member"
+    what = "mongod failed"
+
+    @property
+    def member(self) -> str:
+        return self.peer
+
+
+class MongodUnreachableError(MongodError):
+    """No connection (refused, timed out, TLS refused): the member may be down or the address wrong."""
+
+    kind = "unreachable"
+    what = "unreachable"
+    advice = "Check that mongod runs there and the host, port and TLS options of the connection"
+
+
+class MongodAuthError(MongodError):
+    kind = "auth_failed"
+    what = "authentication failed"
+    advice = "Check the user, its password and the database it is defined in"
+
+
+class MongodCommandError(MongodError):
+    """mongod answered a command with an error."""
+
+    kind = "command_failed"
+
+    def __init__(self, member: str, command: str, message: str, code: int | None = None, code_name: str = "") -> None:
+        self.command = command
+        self.code = code
+        self.code_name = code_name
+        self.what = f"{command} failed"
+        label = f" ({code_name or 'code'} {code})" if code is not None else ""
+        super().__init__(member, f"{message}{label}")
+
+    def details(self) -> dict[str, Any]:
+        return {**super().details(), "command": self.command, "code": self.code, "code_name": self.code_name}
+
+
+class MongodNotReplicaSetError(MongodError):
+    kind = "not_replica_set"
+    what = "not a replica set member"
+    advice = "This mongod runs without a replica set configuration (standalone, or the set is not initiated yet)"

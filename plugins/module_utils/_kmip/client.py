@@ -21,6 +21,7 @@ import ssl
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from ansible_collections.kmipops.psmdb.plugins.module_utils._common.deps import PYKMIP
 from ansible_collections.kmipops.psmdb.plugins.module_utils._common.errors import (
     InvalidOptionError,
     KmipAllServersFailedError,
@@ -32,7 +33,6 @@ from ansible_collections.kmipops.psmdb.plugins.module_utils._common.errors impor
     KmipPermissionDeniedError,
     KmipProtocolError,
     KmipServerError,
-    MissingDependencyError,
 )
 from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip.settings import (
     KMIP_VERSIONS,
@@ -48,14 +48,12 @@ from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip.transport impo
     open_tls,
 )
 from ansible_collections.kmipops.psmdb.plugins.module_utils._tls.certificates import (
-    CRYPTOGRAPHY_IMPORT_ERROR,
-    HAS_CRYPTOGRAPHY,
     ClientIdentity,
-    check_ca_file,
+    load_ca_file,
     load_client_identity,
 )
 
-try:
+with PYKMIP.importing():
     from kmip.core import enums
     from kmip.core.messages import messages, payloads
     from kmip.core.messages.contents import Operation
@@ -63,12 +61,6 @@ try:
     from kmip.pie import exceptions as pie_exceptions
     from kmip.pie import objects as pie_objects
     from kmip.services.kmip_protocol import KMIPProtocol
-
-    HAS_PYKMIP = True
-    PYKMIP_IMPORT_ERROR: str | None = None
-except ImportError as exc:  # pragma: no cover - reported by the modules
-    HAS_PYKMIP = False
-    PYKMIP_IMPORT_ERROR = str(exc)
 
 T = TypeVar("T")
 
@@ -79,8 +71,7 @@ AES_256_USAGE = ("ENCRYPT", "DECRYPT")
 
 
 def require_pykmip() -> None:
-    if not HAS_PYKMIP:
-        raise MissingDependencyError("pykmip", PYKMIP_IMPORT_ERROR or "not importable")
+    PYKMIP.require()
     # PyKMIP logs connection errors and, at DEBUG, raw messages: keep all of that out of the
     # module's output; errors reach the operator through the typed errors only.
     kmip_logger = logging.getLogger("kmip")
@@ -303,12 +294,11 @@ class KmipClient:
         connector: Callable[..., DeadlineSocket] = open_tls,
     ) -> None:
         require_pykmip()
-        if not HAS_CRYPTOGRAPHY:
-            raise MissingDependencyError("cryptography", CRYPTOGRAPHY_IMPORT_ERROR or "not importable")
         settings.validate(require_connection=True)
         kmip_version_enum(kmip_version)
         # Local files are checked before any connection, against the option that names them.
-        self.ca_certificates = check_ca_file(settings.server_ca_file) if settings.server_ca_file else []
+        if settings.server_ca_file:
+            load_ca_file("server_ca_file", settings.server_ca_file)
         self.identity: ClientIdentity = load_client_identity(
             settings.client_certificate_file or "", settings.client_certificate_password
         )

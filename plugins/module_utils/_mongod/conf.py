@@ -3,7 +3,11 @@
 #
 # Private to the kmipops.psmdb collection: not a public API. It may change or go away in any
 # release; other collections and stand-alone modules must not import it.
-"""Edit the ``security`` section of a mongod.conf and keep every other byte.
+"""Read a mongod.conf, and edit its ``security`` section keeping every other byte.
+
+Every module that reads mongod.conf (``mongod_kmip_config`` to edit it, ``kmip_server_info`` to
+take the KMIP settings from it) goes through ``MongodConf``, so a file is judged the same way
+everywhere.
 
 ruamel.yaml parses the whole file (so it is known to be valid YAML, and the parser, not a
 regular expression, says where each top-level key starts). Only the lines of the
@@ -17,19 +21,20 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import os
 import re
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
+from ansible_collections.kmipops.psmdb.plugins.module_utils._common.deps import RUAMEL_YAML
 from ansible_collections.kmipops.psmdb.plugins.module_utils._common.errors import InvalidOptionError
 from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.security import (
-    HAS_RUAMEL,
     same_mapping,
     to_plain,
     yaml_dumper,
 )
 
-if HAS_RUAMEL:
+with RUAMEL_YAML.importing():
     from ruamel.yaml import YAML
     from ruamel.yaml.comments import CommentedMap
     from ruamel.yaml.error import YAMLError
@@ -51,14 +56,35 @@ class _Block:
 
 
 class MongodConf:
-    """One mongod.conf text. ``edit_security`` returns the new text; nothing is written here."""
+    """One mongod.conf text. ``edit_security`` returns the new text; nothing is written here.
 
-    def __init__(self, text: str, source: str = "mongod.conf") -> None:
+    ``option`` is the module option that names the file: every refusal is said against it.
+    """
+
+    def __init__(self, text: str, source: str = "mongod.conf", option: str = "path") -> None:
+        RUAMEL_YAML.require()
         self.text = text
         self.source = source
+        self.option = option
         self.lines: list[str] = _LINE.findall(text)
         self.newline = "\r\n" if self.lines and self.lines[0].endswith("\r\n") else "\n"
         self.data = self._load_top_level()
+
+    @classmethod
+    def read(cls, path: str, option: str = "path") -> MongodConf:
+        """The mongod.conf at ``path``: an existing, readable UTF-8 file."""
+        if not os.path.isfile(path):
+            raise InvalidOptionError(option, f"{path} does not exist or is not a file")
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+        except OSError as exc:
+            raise InvalidOptionError(option, f"cannot read {path}: {exc.strerror}") from None
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidOptionError(option, f"{path} is not UTF-8 text") from None
+        return cls(text, path, option)
 
     # -- reading -------------------------------------------------------------------------
 
@@ -67,22 +93,31 @@ class MongodConf:
         try:
             documents = list(yaml.load_all(self.text))
         except YAMLError as exc:
-            raise InvalidOptionError("path", f"{self.source} is not valid YAML: {_one_line(exc)}") from None
+            raise InvalidOptionError(self.option, f"{self.source} is not valid YAML: {_one_line(exc)}") from None
         documents = [d for d in documents if d is not None]
         if len(documents) > 1:
-            raise InvalidOptionError("path", f"{self.source} holds several YAML documents; mongod reads one")
+            raise InvalidOptionError(self.option, f"{self.source} holds several YAML documents; mongod reads one")
         data = documents[0] if documents else CommentedMap()
         if not isinstance(data, CommentedMap):
-            raise InvalidOptionError("path", f"{self.source} must hold a mapping of mongod options at the top level")
-        if data and data.fa.flow_style():
             raise InvalidOptionError(
-                "path", f"{self.source} is one flow-style mapping ({{...}}); write it in block style to manage it"
+                self.option, f"{self.source} must hold a mapping of mongod options at the top level"
             )
         return data
 
     @property
     def security(self) -> Any:
-        return self.data.get(SECTION)
+        """The ``security`` mapping (ruamel nodes), ``None`` when absent; anything else is refused."""
+        security = self.data.get(SECTION)
+        if security is not None and not isinstance(security, MutableMapping):
+            raise InvalidOptionError(self.option, f"security in {self.source} must be a mapping")
+        return security
+
+    def require_editable(self) -> None:
+        """Refuse what ``edit_security`` cannot rewrite without touching other bytes."""
+        if self.data and self.data.fa.flow_style():
+            raise InvalidOptionError(
+                self.option, f"{self.source} is one flow-style mapping ({{...}}); write it in block style to manage it"
+            )
 
     @property
     def db_path(self) -> str | None:
@@ -95,6 +130,7 @@ class MongodConf:
 
     def edit_security(self, editor: SecurityEditor) -> str:
         """Apply ``editor`` to the security mapping; return the whole new file text."""
+        self.require_editable()
         block = self._security_block()
         if block is None:
             security = CommentedMap()
@@ -136,13 +172,13 @@ class MongodConf:
         except YAMLError as exc:
             # e.g. an alias whose anchor is outside the section
             raise InvalidOptionError(
-                "path", f"the security section of {self.source} cannot be edited on its own: {_one_line(exc)}"
+                self.option, f"the security section of {self.source} cannot be edited on its own: {_one_line(exc)}"
             ) from None
         node = loaded.get(SECTION)
         if node is None:
             node = CommentedMap()
         if not isinstance(node, CommentedMap):
-            raise InvalidOptionError("path", f"security in {self.source} must be a mapping")
+            raise InvalidOptionError(self.option, f"security in {self.source} must be a mapping")
         nested_indent = _child_indent(loaded)
         return loaded, node, nested_indent or indent or self._document_indent(), block_seq_indent
 

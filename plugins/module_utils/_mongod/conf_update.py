@@ -33,10 +33,9 @@ from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.storage_meta
     check_encryption_change,
     inspect_db_path,
 )
+from ansible_collections.kmipops.psmdb.plugins.module_utils._tls.certificates import load_ca_file, load_client_pem
 from ansible_collections.kmipops.psmdb.plugins.module_utils._tls.file_access import (
     ServiceUser,
-    check_ca_file,
-    check_client_pem,
     check_readable_by,
     lookup_group,
     lookup_service_user,
@@ -67,11 +66,9 @@ class ConfigRun:
         self.notes: list[str] = []
 
     def run(self) -> dict[str, Any]:
-        original = self._read()
-        conf = MongodConf(original.decode("utf-8"), self.params["path"])
+        conf = MongodConf.read(self.params["path"])
+        conf.require_editable()
         before_security = conf.security
-        if before_security is not None and not isinstance(before_security, MutableMapping):
-            raise InvalidOptionError("path", f"security in {self.params['path']} must be a mapping")
         config = self._config(before_security)
         data = self._check_data(conf, before_security, config)
         service_user = lookup_service_user(self.params["service_user"])
@@ -123,23 +120,6 @@ class ConfigRun:
 
     # -- reading and validation ----------------------------------------------------------
 
-    def _read(self) -> bytes:
-        path = self.params["path"]
-        if not os.path.isfile(self.path):
-            raise InvalidOptionError(
-                "path", f"{path} does not exist or is not a file; this module edits an existing file"
-            )
-        try:
-            with open(self.path, "rb") as handle:
-                data = handle.read()
-        except OSError as exc:
-            raise InvalidOptionError("path", f"cannot read {path}: {exc.strerror}") from None
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise InvalidOptionError("path", f"{path} is not UTF-8 text") from None
-        return data
-
     def _config(self, security: Any) -> KmipEncryptionConfig | None:
         if not self.present:
             return None
@@ -164,15 +144,11 @@ class ConfigRun:
         kmip = config.kmip
         if kmip.server_ca_file is not None:
             check_readable_by("server_ca_file", kmip.server_ca_file, user)
-            check_ca_file("server_ca_file", kmip.server_ca_file)
+            load_ca_file("server_ca_file", kmip.server_ca_file)
         if kmip.client_certificate_file is not None:
             check_readable_by("client_certificate_file", kmip.client_certificate_file, user)
-            for warning in check_client_pem(
-                "client_certificate_file",
-                kmip.client_certificate_file,
-                kmip.client_certificate_password,
-                "client_certificate_password",
-            ):
+            pem = load_client_pem(kmip.client_certificate_file, kmip.client_certificate_password)
+            for warning in pem.warnings:
                 self.module.warn(warning)
 
     def _file_attributes(self, config: KmipEncryptionConfig | None, user: ServiceUser) -> tuple[int, int, int]:

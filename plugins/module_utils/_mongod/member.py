@@ -5,8 +5,10 @@
 # release; other collections and stand-alone modules must not import it.
 """Talk to one local replica-set member with pymongo (direct connection, never discovery).
 
-Shared by ``mongod_member_info`` (read-only) and ``mongod_member_stepdown``. Error texts come
-from pymongo, which names host and port but never the password.
+Shared by ``mongod_member_info`` (read-only) and ``mongod_member_stepdown``. Every pymongo
+failure leaves ``command`` as a typed ``MongodError`` (unreachable, authentication failed, not
+a replica set, command failed). Error texts come from pymongo, which names host and port but
+never the password.
 """
 
 from __future__ import annotations
@@ -14,29 +16,23 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-try:
+from ansible_collections.kmipops.psmdb.plugins.module_utils._common.deps import PYMONGO
+from ansible_collections.kmipops.psmdb.plugins.module_utils._common.errors import (
+    MongodAuthError,
+    MongodCommandError,
+    MongodError,
+    MongodNotReplicaSetError,
+    MongodUnreachableError,
+)
+
+with PYMONGO.importing():
     from pymongo import MongoClient
-    from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError  # pylint: disable=unused-import
-
-    HAS_PYMONGO = True
-    PYMONGO_IMPORT_ERROR: str | None = None
-except ImportError as exc:  # reported by the callers with missing_required_lib
-    HAS_PYMONGO = False
-    PYMONGO_IMPORT_ERROR = str(exc)
-
-    class PyMongoError(Exception):  # type: ignore[no-redef]
-        pass
-
-    class ConnectionFailure(PyMongoError):  # type: ignore[no-redef]
-        pass
-
-    class OperationFailure(PyMongoError):  # type: ignore[no-redef]
-        pass
-
+    from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 
 HEALTHY_STATES = ("PRIMARY", "SECONDARY")
 #: replSetGetStatus on a mongod that is not (yet) a replica set member
 NOT_A_REPLICA_SET_CODES = (76, 94)  # NoReplicationEnabled, NotYetInitialized
+AUTHENTICATION_FAILED = 18
 
 MEMBER_CONNECTION_ARGSPEC: dict[str, dict[str, Any]] = {
     "host": {"type": "str", "default": "localhost"},
@@ -53,8 +49,15 @@ MEMBER_CONNECTION_ARGSPEC: dict[str, dict[str, Any]] = {
 }
 
 
+def member_address(params: dict[str, Any]) -> str:
+    """``host:port`` of the member the options point at, for messages."""
+    host = params["host"]
+    return f"[{host}]:{params['port']}" if ":" in host else f"{host}:{params['port']}"
+
+
 def connect(params: dict[str, Any]) -> Any:
     """A client bound to exactly this member (``directConnection``), lazy until first use."""
+    PYMONGO.require()
     kwargs: dict[str, Any] = {
         "host": params["host"],
         "port": params["port"],
@@ -90,9 +93,33 @@ def connection_warnings(params: dict[str, Any]) -> list[str]:
     return []
 
 
-def member_status(client: Any) -> dict[str, Any]:
+def command(client: Any, member: str, name: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """``client.admin.command(name, ...)``; a failure is raised as a typed ``MongodError``."""
+    try:
+        return client.admin.command(name, *args, **kwargs)
+    except PyMongoError as exc:
+        raise classify(exc, member, name) from None
+
+
+def classify(exc: Exception, member: str, name: str) -> MongodError:
+    """The typed error for a pymongo exception raised by command ``name``."""
+    if isinstance(exc, OperationFailure):
+        details = exc.details or {}
+        message = str(details.get("errmsg") or exc)
+        if exc.code == AUTHENTICATION_FAILED:
+            return MongodAuthError(member, message)
+        if exc.code in NOT_A_REPLICA_SET_CODES:
+            return MongodNotReplicaSetError(member, f"{name}: {message}")
+        return MongodCommandError(member, name, message, exc.code, str(details.get("codeName") or ""))
+    if isinstance(exc, ConnectionFailure):
+        # pymongo appends its whole topology description: the first part says what happened
+        return MongodUnreachableError(member, str(exc).split(", Topology Description:")[0])
+    return MongodCommandError(member, name, f"{type(exc).__name__}: {exc}")
+
+
+def member_status(client: Any, member: str) -> dict[str, Any]:
     """What the rolling tasks need to know about this member and its replica set."""
-    hello = client.admin.command("hello")
+    hello = command(client, member, "hello")
     result: dict[str, Any] = {
         "reachable": True,
         "is_primary": bool(hello.get("isWritablePrimary")),
@@ -104,14 +131,12 @@ def member_status(client: Any) -> dict[str, Any]:
         "members": [],
         "majority_healthy": False,
         "healthy": False,
-        **_process(client),
+        **_process(client, member),
     }
     try:
-        status = client.admin.command("replSetGetStatus")
-    except OperationFailure as exc:
-        if exc.code in NOT_A_REPLICA_SET_CODES:
-            return result
-        raise
+        status = command(client, member, "replSetGetStatus")
+    except MongodNotReplicaSetError:
+        return result
     members = status.get("members") or []
     primary_optime = next((m.get("optimeDate") for m in members if m.get("stateStr") == "PRIMARY"), None)
     summary = [_member_summary(m, primary_optime) for m in members]
@@ -128,12 +153,12 @@ def member_status(client: Any) -> dict[str, Any]:
     return result
 
 
-def _process(client: Any) -> dict[str, Any]:
+def _process(client: Any, member: str) -> dict[str, Any]:
     """The mongod process that answered (serverStatus): lets the restart tasks check that the
     host they are about to restart runs this very mongod. None when the user may not ask."""
     try:
-        server = client.admin.command("serverStatus")
-    except OperationFailure:
+        server = command(client, member, "serverStatus")
+    except MongodCommandError:
         return {"pid": None, "process_host": None, "uptime_seconds": None}
     pid = server.get("pid")
     uptime = server.get("uptime")

@@ -25,6 +25,7 @@ from typing import Any
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
+from ansible_collections.kmipops.psmdb.plugins.module_utils._common.deps import RUAMEL_YAML
 from ansible_collections.kmipops.psmdb.plugins.module_utils._common.errors import InvalidOptionError
 from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip.settings import (
     CIPHER_MODES,
@@ -33,15 +34,11 @@ from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip.settings impor
     KmipSettings,
 )
 
-try:
+with RUAMEL_YAML.importing():
     from ruamel.yaml import YAML
     from ruamel.yaml.comments import CommentedMap
-
-    HAS_RUAMEL = True
-    RUAMEL_IMPORT_ERROR: str | None = None
-except ImportError as exc:  # reported by the callers with missing_required_lib
-    HAS_RUAMEL = False
-    RUAMEL_IMPORT_ERROR = str(exc)
+if not RUAMEL_YAML.found:
+    # the filter's mapping output needs no YAML library: plain dicts keep the key order too
     CommentedMap = dict  # type: ignore[assignment,misc]
 
 #: shown instead of ``clientCertificatePassword`` in diffs and results
@@ -222,8 +219,7 @@ def same_mapping(left: Any, right: Any) -> bool:
 
 
 def yaml_dumper(indent: int = 2, sequence_indent: int | None = None, sequence_offset: int | None = None) -> Any:
-    if not HAS_RUAMEL:
-        raise RuntimeError(f"ruamel.yaml is required: {RUAMEL_IMPORT_ERROR}")
+    RUAMEL_YAML.require()
     yaml = YAML(typ="rt")
     yaml.width = 4096  # never fold long values such as server lists
     yaml.preserve_quotes = True

@@ -18,16 +18,11 @@ import dataclasses
 import os
 from typing import Any
 
+from ansible_collections.kmipops.psmdb.plugins.module_utils._common.deps import PYMONGO
 from ansible_collections.kmipops.psmdb.plugins.module_utils._common.errors import InvalidOptionError
 
-try:
-    import bson
-
-    HAS_BSON = True
-    BSON_IMPORT_ERROR: str | None = None
-except ImportError as exc:  # reported by the callers with missing_required_lib
-    HAS_BSON = False
-    BSON_IMPORT_ERROR = str(exc)
+with PYMONGO.importing():
+    import bson  # part of pymongo
 
 #: mongod's compiled-in default (the Percona packages set /var/lib/mongodb or /var/lib/mongo in mongod.conf)
 DEFAULT_DB_PATH = "/data/db"
@@ -85,8 +80,7 @@ def inspect_db_path(db_path: str) -> DbPathState:
 
 def read_storage_encryption(path: str) -> dict[str, Any] | None:
     """``storage.options.encryption`` of a storage.bson, or ``None`` when absent."""
-    if not HAS_BSON:
-        raise RuntimeError(f"pymongo (bson) is required: {BSON_IMPORT_ERROR}")
+    PYMONGO.require()
     try:
         with open(path, "rb") as handle:
             document = bson.decode(handle.read())

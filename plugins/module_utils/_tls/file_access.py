@@ -3,13 +3,13 @@
 #
 # Private to the kmipops.psmdb collection: not a public API. It may change or go away in any
 # release; other collections and stand-alone modules must not import it.
-"""Check the KMIP TLS files the way mongod will meet them: as the service user.
+"""Whether the service user can read the KMIP TLS files, decided as the kernel decides it.
 
 The module usually runs as root, which can read anything; mongod runs as ``mongod``. So
 readability is decided along the path for that user's uid and groups as the kernel decides it:
 the POSIX access ACL when the file has one (acl(5): owner, named user under the mask, owning or
-named groups under the mask, other), else the mode bits (owner, group, other class). The PEM
-checks use cryptography and never put key material or the password in a message.
+named groups under the mask, other), else the mode bits (owner, group, other class). What the
+files hold is checked by ``_tls.certificates``.
 """
 
 from __future__ import annotations
@@ -18,23 +18,10 @@ import dataclasses
 import grp
 import os
 import pwd
-import re
 import stat
 import struct
 
 from ansible_collections.kmipops.psmdb.plugins.module_utils._common.errors import InvalidOptionError
-
-try:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
-
-    HAS_CRYPTOGRAPHY = True
-    CRYPTOGRAPHY_IMPORT_ERROR: str | None = None
-except ImportError as exc:  # reported by the callers with missing_required_lib
-    HAS_CRYPTOGRAPHY = False
-    CRYPTOGRAPHY_IMPORT_ERROR = str(exc)
-
-_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n.*?-----END \1-----", re.DOTALL)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,80 +132,3 @@ def check_readable_by(option: str, path: str, user: ServiceUser) -> None:
             f"(owner uid {st.st_uid}, group gid {st.st_gid}, mode {stat.S_IMODE(st.st_mode):04o}"
             f"{', access ACL' if read_access_acl(path) is not None else ''})",
         )
-
-
-def _read(option: str, path: str) -> bytes:
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except OSError as exc:
-        raise InvalidOptionError(option, f"cannot read {path}: {exc.strerror}") from None
-
-
-def _require_cryptography() -> None:
-    if not HAS_CRYPTOGRAPHY:
-        raise RuntimeError(f"cryptography is required: {CRYPTOGRAPHY_IMPORT_ERROR}")
-
-
-def check_ca_file(option: str, path: str) -> int:
-    """The CA file holds at least one PEM certificate; returns how many."""
-    _require_cryptography()
-    data = _read(option, path)
-    try:
-        certificates = x509.load_pem_x509_certificates(data)
-    except ValueError:
-        raise InvalidOptionError(option, f"{path} holds no readable PEM certificate") from None
-    return len(certificates)
-
-
-def check_client_pem(option: str, path: str, password: str | None, password_option: str) -> list[str]:
-    """One PEM with a private key and its certificate, the key opened by ``password``.
-
-    Returns warnings (e.g. a password given for a key that is not encrypted: OpenSSL, and so
-    mongod, ignores it).
-    """
-    _require_cryptography()
-    data = _read(option, path)
-    blocks = [(match.group(1).decode(), match.group(0)) for match in _PEM_BLOCK.finditer(data)]
-    keys = [block for label, block in blocks if label.endswith("PRIVATE KEY")]
-    certificates = [block for label, block in blocks if label in ("CERTIFICATE", "TRUSTED CERTIFICATE")]
-    if not keys:
-        raise InvalidOptionError(
-            option, f"{path} holds no PEM private key; mongod needs the private key and the certificate in one file"
-        )
-    if not certificates:
-        raise InvalidOptionError(
-            option, f"{path} holds no PEM certificate; mongod needs the private key and the certificate in one file"
-        )
-    warnings: list[str] = []
-    secret = password.encode() if password is not None else None
-    try:
-        key = serialization.load_pem_private_key(keys[0], password=secret)
-    except TypeError:
-        if secret is None:
-            raise InvalidOptionError(password_option, f"is required: the private key in {path} is encrypted") from None
-        warnings.append(
-            f"{password_option} is set but the private key in {path} is not encrypted; mongod ignores the password"
-        )
-        key = serialization.load_pem_private_key(keys[0], password=None)
-    except ValueError:
-        if secret is not None:
-            raise InvalidOptionError(
-                password_option, f"does not open the private key in {path} (wrong password or unreadable key)"
-            ) from None
-        raise InvalidOptionError(option, f"the private key in {path} cannot be read") from None
-    try:
-        leaf = x509.load_pem_x509_certificate(certificates[0])
-    except ValueError:
-        raise InvalidOptionError(option, f"the first certificate in {path} cannot be read") from None
-    if _public_bytes(leaf.public_key()) != _public_bytes(key.public_key()):
-        raise InvalidOptionError(
-            option, f"the first certificate in {path} does not belong to its private key (put the client cert first)"
-        )
-    return warnings
-
-
-def _public_bytes(public_key: object) -> bytes:
-    return public_key.public_bytes(  # type: ignore[attr-defined]
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )

@@ -71,3 +71,31 @@ def test_unreachable_member_is_a_result_not_a_failure(capsys: pytest.CaptureFixt
     assert "Sekr1t" not in json.dumps(result)
     failed = run_module(mongod_member_info, {**args, "fail_on_unreachable": True}, capsys)
     assert failed["failed"] is True and "unreachable" in failed["msg"]
+
+
+def test_wrong_credentials_fail_as_auth_failed(member: MockupDB, capsys: pytest.CaptureFixture[str]) -> None:
+    serve(member, hello(False), status([("PRIMARY", 1, 0), ("SECONDARY", 1, 0), ("SECONDARY", 1, 0)], 2))
+    refusal = {"ok": 0, "code": 18, "codeName": "AuthenticationFailed", "errmsg": "Authentication failed."}
+    member.autoresponds("saslStart", refusal)
+    args = {"host": HOST, "port": member.port, "username": "admin", "password": "Sekr1t"}
+    result = run_module(mongod_member_info, args, capsys)
+    assert result["failed"] is True and result["error_kind"] == "auth_failed"
+    assert f"{HOST}:{member.port}" in result["msg"] and "Sekr1t" not in json.dumps(result)
+
+
+def test_unreachable_with_fail_on_unreachable_says_unreachable(capsys: pytest.CaptureFixture[str]) -> None:
+    args = {"host": HOST, "port": free_port(), "timeout_ms": 300, "fail_on_unreachable": True}
+    result = run_module(mongod_member_info, args, capsys)
+    assert result["failed"] is True and result["error_kind"] == "unreachable"
+    quiet = run_module(mongod_member_info, {**args, "fail_on_unreachable": False}, capsys)
+    assert quiet["reachable"] is False and quiet["error_kind"] == "unreachable" and not quiet.get("failed")
+
+
+def test_a_refused_command_fails_as_command_failed(member: MockupDB, capsys: pytest.CaptureFixture[str]) -> None:
+    serve(member, hello(False), None)
+    member.autoresponds(
+        OpMsg("replSetGetStatus"), {"ok": 0, "code": 13, "codeName": "Unauthorized", "errmsg": "not authorized"}
+    )
+    result = run_module(mongod_member_info, {"host": HOST, "port": member.port}, capsys)
+    assert result["failed"] is True and result["error_kind"] == "command_failed"
+    assert "replSetGetStatus" in result["msg"] and "not authorized" in result["msg"]

@@ -35,3 +35,24 @@ def test_stepdown_on_a_secondary_is_a_no_op(member: MockupDB, capsys: pytest.Cap
     member.autoresponds(OpMsg("replSetStepDown"), {"ok": 0, "errmsg": "not primary"})
     result = run_module(mongod_member_stepdown, {"host": HOST, "port": member.port}, capsys)
     assert result["changed"] is False and result["was_primary"] is False and not result.get("failed")
+
+
+def test_a_standalone_is_not_a_replica_set(member: MockupDB, capsys: pytest.CaptureFixture[str]) -> None:
+    """A standalone says it is a writable primary, but there is nothing to step down to."""
+    serve(member, hello(True, set_name=None), None)
+    member.autoresponds(
+        OpMsg("replSetStepDown", 60, secondaryCatchUpPeriodSecs=10), {"ok": 0, "code": 76, "errmsg": "no --replSet"}
+    )
+    result = run_module(mongod_member_stepdown, {"host": HOST, "port": member.port}, capsys)
+    assert result["failed"] is True and result["error_kind"] == "not_replica_set" and result["changed"] is False
+
+
+def test_a_refused_step_down_fails_as_command_failed(member: MockupDB, capsys: pytest.CaptureFixture[str]) -> None:
+    serve(member, hello(True), None)
+    member.autoresponds(
+        OpMsg("replSetStepDown", 60, secondaryCatchUpPeriodSecs=10),
+        {"ok": 0, "code": 262, "codeName": "ExceededTimeLimit", "errmsg": "No electable secondaries caught up"},
+    )
+    result = run_module(mongod_member_stepdown, {"host": HOST, "port": member.port}, capsys)
+    assert result["failed"] is True and result["error_kind"] == "command_failed"
+    assert "replSetStepDown" in result["msg"] and "No electable secondaries" in result["msg"]

@@ -48,3 +48,23 @@ def test_all_servers_failed_says_each_distinct_failure_once() -> None:
     error = errors.KmipAllServersFailedError([one, two, one], passes=2)
     assert str(error).count("kmip1:5696") == 1 and "2 pass(es)" in str(error)
     assert [a["error_kind"] for a in error.details()["attempts"]] == ["timeout", "dns", "timeout"]
+
+
+def test_mongod_errors_name_the_member_like_server_errors_name_the_server() -> None:
+    error = errors.MongodCommandError(
+        "db1:27017", "replSetStepDown", "No electable secondaries", 262, "ExceededTimeLimit"
+    )
+    assert str(error) == "mongod db1:27017: replSetStepDown failed: No electable secondaries (ExceededTimeLimit 262)"
+    assert error.details() == {
+        "member": "db1:27017",
+        "command": "replSetStepDown",
+        "code": 262,
+        "code_name": "ExceededTimeLimit",
+    }
+    assert errors.MongodAuthError("db1:27017", "Authentication failed.").details() == {"member": "db1:27017"}
+
+
+def test_a_missing_library_names_the_library_and_the_way_to_install_it() -> None:
+    error = errors.MissingDependencyError("pykmip", "No module named 'kmip'", "Traceback ...")
+    assert str(error).startswith("the Python library pykmip is required") and "kmip_prereqs" in str(error)
+    assert (error.kind, error.import_traceback) == ("missing_dependency", "Traceback ...")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import socket
 import ssl
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -166,7 +167,7 @@ def test_pem_problems_name_the_option(pki: LabPki) -> None:
     with pytest.raises(errors.InvalidOptionError) as caught:
         KmipClient(settings(pki, client_certificate_file=str(pki.bad.client_without_key.pem)))
     assert caught.value.option == "client_certificate_file"
-    assert "no private key" in str(caught.value)
+    assert "no PEM private key" in str(caught.value)
     encrypted = pki.encrypted_client
     with pytest.raises(errors.InvalidOptionError) as caught:
         KmipClient(
@@ -258,3 +259,22 @@ def test_later_exchanges_rearm_the_timer(pki: LabPki) -> None:
     session.call("Get", lambda: None)
     assert rearmed == [True]
     assert isinstance(sock, FakeSocket) and not isinstance(sock, DeadlineSocket)
+
+
+def ca_first(pki: LabPki, directory: Path) -> Path:
+    """mongod1's PEM with its blocks reordered: CA certificate, client certificate, key."""
+    text = pki.client("mongod1").pem.read_text()
+    blocks = [block + "-----\n" for block in text.split("-----\n") if block.strip()]
+    blocks = ["".join(blocks[i : i + 2]) for i in range(0, len(blocks), 2)]  # BEGIN...END pairs
+    key, leaf, ca = blocks
+    path = directory / "ca-first.pem"
+    path.write_text(ca + leaf + key)
+    return path
+
+
+def test_a_pem_with_the_ca_first_is_refused_as_openssl_would(pki: LabPki, tmp_path: Path) -> None:
+    """OpenSSL (so mongod) takes the first certificate as the client's: a CA first does not match the key."""
+    with pytest.raises(errors.InvalidOptionError) as caught:
+        KmipClient(settings(pki, client_certificate_file=str(ca_first(pki, tmp_path))))
+    assert caught.value.option == "client_certificate_file"
+    assert "first certificate" in str(caught.value)

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from mockupdb import MockupDB
+from pymongo.errors import AutoReconnect, OperationFailure, ServerSelectionTimeoutError
 
 from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod import member
 from unit.utils.scripted_mongod import HOST, hello, scripted_member, serve, status
@@ -78,7 +79,7 @@ def scripted() -> Iterator[MockupDB]:
 def status_of(server: MockupDB) -> dict[str, Any]:
     client = member.connect({**PARAMS, "host": HOST, "port": server.port})
     try:
-        return member.member_status(client)
+        return member.member_status(client, f"{HOST}:{server.port}")
     finally:
         client.close()
 
@@ -101,3 +102,29 @@ def test_a_standalone_is_reachable_but_not_a_replica_set(scripted: MockupDB) -> 
     result = status_of(scripted)
     assert result["reachable"] and not result["replica_set"] and not result["healthy"]
     assert result["members"] == [] and result["pid"] == 4321
+
+
+def failure(code: int, code_name: str, errmsg: str) -> OperationFailure:
+    return OperationFailure(errmsg, code, {"ok": 0, "code": code, "codeName": code_name, "errmsg": errmsg})
+
+
+@pytest.mark.parametrize(
+    "exc, kind, words",
+    [
+        (failure(18, "AuthenticationFailed", "Authentication failed."), "auth_failed", "authentication failed"),
+        (failure(76, "NoReplicationEnabled", "not running with --replSet"), "not_replica_set", "--replSet"),
+        (failure(94, "NotYetInitialized", "no replset config has been received"), "not_replica_set", "no replset"),
+        (failure(13, "Unauthorized", "not authorized on admin"), "command_failed", "(Unauthorized 13)"),
+        (
+            ServerSelectionTimeoutError("db1:27018: [Errno 111] Connection refused, Topology Description: <...>"),
+            "unreachable",
+            "Connection refused",
+        ),
+        (AutoReconnect("connection closed"), "unreachable", "connection closed"),
+    ],
+    ids=["auth", "no-replset", "not-initiated", "unauthorized", "refused", "reset"],
+)
+def test_pymongo_failures_become_typed_errors(exc: Exception, kind: str, words: str) -> None:
+    error = member.classify(exc, "db1:27018", "replSetGetStatus")
+    assert error.kind == kind and words in str(error) and str(error).startswith("mongod db1:27018: ")
+    assert "Topology Description" not in str(error)
