@@ -5,7 +5,7 @@
 Two real PyKMIP servers (127.0.20.201, .202) and ``--silent`` silent ports (127.0.20.203...,
 accept TCP and never answer: a site whose KMIP servers hang) listed first, all on port 5696,
 connect_timeout_ms 2000. In the same run, with the same client and settings, the module's
-probe (``kmip_probe.probe_all``: one thread per server) is timed against probing the same
+probe (``_kmip.probe.probe_all``: one thread per server) is timed against probing the same
 servers one after another (``probe_server`` in a loop). Each silent server costs a full
 timeout one after another, but all of them together cost one timeout concurrently: with one
 silent server the ratio is about 1, with N about N. One unmeasured warm-up probe runs first.

@@ -26,7 +26,8 @@ author:
 extends_documentation_fragment:
   - kmipops.psmdb.kmip
   - kmipops.psmdb.kmip.session
-  - ansible.builtin.action_common_attributes
+  - kmipops.psmdb.attributes
+  - kmipops.psmdb.attributes.actiongroup_kmip
 attributes:
   check_mode:
     support: full
@@ -35,8 +36,6 @@ attributes:
   diff_mode:
     support: full
     details: Shows the key identifier, name and state before and after; never key material.
-  platform:
-    platforms: posix
 options:
   key_identifier:
     description:

@@ -21,15 +21,14 @@ author:
 extends_documentation_fragment:
   - kmipops.psmdb.kmip
   - kmipops.psmdb.kmip.session
-  - ansible.builtin.action_common_attributes
+  - kmipops.psmdb.attributes
+  - kmipops.psmdb.attributes.actiongroup_kmip
 attributes:
   check_mode:
     support: full
     details: Read-only; runs the same way in check mode.
   diff_mode:
     support: none
-  platform:
-    platforms: posix
 options:
   key_identifiers:
     description:

@@ -31,20 +31,14 @@ requirements:
   - cryptography (when O(check_files=true))
 extends_documentation_fragment:
   - kmipops.psmdb.kmip
-  - ansible.builtin.action_common_attributes
-  - ansible.builtin.action_common_attributes.actiongroups
+  - kmipops.psmdb.attributes
+  - kmipops.psmdb.attributes.actiongroup_kmip
 attributes:
-  action_group:
-    support: full
-    membership:
-      - kmipops.psmdb.kmip
   check_mode:
     support: full
   diff_mode:
     support: full
     details: The diff shows the security section before and after, with the password masked.
-  platform:
-    platforms: posix
 options:
   path:
     description: The mongod configuration file. It must exist.

@@ -13,22 +13,21 @@ description:
     replica-set state, the members as it sees them, and whether a majority is healthy.
   - Read-only. Meant to be polled with C(until) after a restart, so an unreachable member is a result
     (RV(reachable=false)), not a failure, unless O(fail_on_unreachable=true). Wrong credentials always fail.
-  - With authentication, O(username) needs C(replSetGetStatus) and C(serverStatus) (role C(clusterMonitor));
+  - With authentication, O(login_user) needs C(replSetGetStatus) and C(serverStatus) (role C(clusterMonitor));
     without C(serverStatus) the process fields (RV(pid), RV(process_host), RV(uptime_seconds)) are null.
 author:
   - kmipops.psmdb contributors (@kmipops)
 requirements:
   - pymongo >= 4
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
   - kmipops.psmdb.mongod_connection
+  - kmipops.psmdb.attributes
+  - kmipops.psmdb.attributes.actiongroup_mongod
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: none
-  platform:
-    platforms: posix
 options:
   fail_on_unreachable:
     description: Fail when the member cannot be reached, instead of returning RV(reachable=false).
@@ -39,7 +38,7 @@ options:
 EXAMPLES = r"""
 - name: Wait until the restarted member is PRIMARY or SECONDARY again
   kmipops.psmdb.mongod_member_info:
-    port: 27017
+    login_port: 27017
     tls_ca_file: /etc/mongodb/tls/ca.pem
     tls_certificate_key_file: /etc/mongodb/tls/admin.pem
   register: member

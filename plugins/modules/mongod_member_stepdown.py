@@ -13,22 +13,21 @@ description:
     electable secondary that has caught up takes over before the member is restarted.
   - Does nothing (C(changed=false)) when the member is not the primary.
   - Used by the C(kmipops.psmdb.mongod_member) role (C(stepdown.yml)) before it restarts a primary.
-  - With authentication, O(username) needs the C(replSetStateChange) privilege (role C(clusterManager)).
+  - With authentication, O(login_user) needs the C(replSetStateChange) privilege (role C(clusterManager)).
 author:
   - kmipops.psmdb contributors (@kmipops)
 requirements:
   - pymongo >= 4
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
   - kmipops.psmdb.mongod_connection
+  - kmipops.psmdb.attributes
+  - kmipops.psmdb.attributes.actiongroup_mongod
 attributes:
   check_mode:
     support: full
     details: Reports whether the member would step down and does not send the command.
   diff_mode:
     support: none
-  platform:
-    platforms: posix
 options:
   step_down_secs:
     description: How long the member may not become primary again (C(replSetStepDown) C(stepDownSecs)).
@@ -43,7 +42,7 @@ options:
 EXAMPLES = r"""
 - name: Step down before restarting the primary
   kmipops.psmdb.mongod_member_stepdown:
-    port: 27017
+    login_port: 27017
     step_down_secs: 120
 """
 

@@ -34,12 +34,14 @@ HEALTHY_STATES = ("PRIMARY", "SECONDARY")
 NOT_A_REPLICA_SET_CODES = (76, 94)  # NoReplicationEnabled, NotYetInitialized
 AUTHENTICATION_FAILED = 18
 
+#: how the mongod_member_* modules reach one mongod (doc fragment kmipops.psmdb.mongod_connection):
+#: community.mongodb's names, today's first names as aliases
 MEMBER_CONNECTION_ARGSPEC: dict[str, dict[str, Any]] = {
-    "host": {"type": "str", "default": "localhost"},
-    "port": {"type": "int", "default": 27017},
-    "username": {"type": "str"},
-    "password": {"type": "str", "no_log": True},
-    "auth_source": {"type": "str", "default": "admin"},
+    "login_host": {"type": "str", "default": "localhost", "aliases": ["host"]},
+    "login_port": {"type": "int", "default": 27017, "aliases": ["port"]},
+    "login_user": {"type": "str", "aliases": ["username"]},
+    "login_password": {"type": "str", "no_log": True, "aliases": ["password"]},
+    "login_database": {"type": "str", "default": "admin", "aliases": ["auth_source"]},
     "tls": {"type": "bool", "default": False},
     "tls_ca_file": {"type": "path"},
     "tls_certificate_key_file": {"type": "path"},
@@ -51,24 +53,26 @@ MEMBER_CONNECTION_ARGSPEC: dict[str, dict[str, Any]] = {
 
 def member_address(params: dict[str, Any]) -> str:
     """``host:port`` of the member the options point at, for messages."""
-    host = params["host"]
-    return f"[{host}]:{params['port']}" if ":" in host else f"{host}:{params['port']}"
+    host = params["login_host"]
+    return f"[{host}]:{params['login_port']}" if ":" in host else f"{host}:{params['login_port']}"
 
 
 def connect(params: dict[str, Any]) -> Any:
     """A client bound to exactly this member (``directConnection``), lazy until first use."""
     PYMONGO.require()
     kwargs: dict[str, Any] = {
-        "host": params["host"],
-        "port": params["port"],
+        "host": params["login_host"],
+        "port": params["login_port"],
         "directConnection": True,
         "serverSelectionTimeoutMS": params["timeout_ms"],
         "connectTimeoutMS": params["timeout_ms"],
         "socketTimeoutMS": max(params["timeout_ms"], 30000),
         "appname": "kmipops.psmdb",
     }
-    if params.get("username"):
-        kwargs.update(username=params["username"], password=params.get("password"), authSource=params["auth_source"])
+    if params.get("login_user"):
+        kwargs.update(
+            username=params["login_user"], password=params.get("login_password"), authSource=params["login_database"]
+        )
     tls_files = params.get("tls_ca_file") or params.get("tls_certificate_key_file")
     if params.get("tls") or tls_files:
         kwargs["tls"] = True
@@ -87,7 +91,7 @@ def connection_warnings(params: dict[str, Any]) -> list[str]:
     """What the operator must hear about the connection options (module.warn each)."""
     if params.get("tls_allow_invalid_hostnames"):
         return [
-            f"tls_allow_invalid_hostnames: the certificate of {params['host']}:{params['port']} is not checked "
+            f"tls_allow_invalid_hostnames: the certificate of {member_address(params)} is not checked "
             "against the host name (the chain still is)"
         ]
     return []
@@ -113,7 +117,7 @@ def classify(exc: Exception, member: str, name: str) -> MongodError:
         return MongodCommandError(member, name, message, exc.code, str(details.get("codeName") or ""))
     if isinstance(exc, ConnectionFailure):
         # pymongo appends its whole topology description: the first part says what happened
-        return MongodUnreachableError(member, str(exc).split(", Topology Description:")[0])
+        return MongodUnreachableError(member, str(exc).split(", Topology Description:", maxsplit=1)[0])
     return MongodCommandError(member, name, f"{type(exc).__name__}: {exc}")
 
 

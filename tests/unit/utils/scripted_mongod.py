@@ -58,9 +58,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def scripted_member() -> Iterator[MockupDB]:
+def scripted_member(host: str = HOST) -> Iterator[MockupDB]:
+    """A mockupdb server on ``host`` (an ephemeral port): script it with ``serve``."""
     server = MockupDB(request_timeout=5)
-    server._address = (HOST, 0)  # our loopback range instead of localhost
+    server._address = (host, 0)  # our loopback range instead of localhost
     server.run()
     try:
         yield server

@@ -15,11 +15,11 @@ from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod import membe
 from unit.utils.scripted_mongod import HOST, hello, scripted_member, serve, status
 
 PARAMS: dict[str, Any] = {
-    "host": "db1.example.net",
-    "port": 27018,
-    "username": None,
-    "password": None,
-    "auth_source": "admin",
+    "login_host": "db1.example.net",
+    "login_port": 27018,
+    "login_user": None,
+    "login_password": None,
+    "login_database": "admin",
     "tls": False,
     "tls_ca_file": None,
     "tls_certificate_key_file": None,
@@ -48,9 +48,9 @@ def test_credentials_and_tls_files_are_passed_on(mongo_client_kwargs: dict[str, 
     member.connect(
         {
             **PARAMS,
-            "username": "admin",
-            "password": "Sekr1t",
-            "auth_source": "users",
+            "login_user": "admin",
+            "login_password": "Sekr1t",
+            "login_database": "users",
             "tls_ca_file": "/etc/ca.pem",
             "tls_certificate_key_file": "/etc/me.pem",
             "tls_certificate_key_file_password": "pem-pass",
@@ -64,7 +64,7 @@ def test_credentials_and_tls_files_are_passed_on(mongo_client_kwargs: dict[str, 
 
 
 def test_skipping_the_host_name_check_is_said() -> None:
-    params = {"host": "db1", "port": 27017, "tls_allow_invalid_hostnames": False}
+    params = {"login_host": "db1", "login_port": 27017, "tls_allow_invalid_hostnames": False}
     assert member.connection_warnings(params) == []
     (warning,) = member.connection_warnings({**params, "tls_allow_invalid_hostnames": True})
     assert warning.startswith("tls_allow_invalid_hostnames:") and "db1:27017" in warning
@@ -77,7 +77,7 @@ def scripted() -> Iterator[MockupDB]:
 
 
 def status_of(server: MockupDB) -> dict[str, Any]:
-    client = member.connect({**PARAMS, "host": HOST, "port": server.port})
+    client = member.connect({**PARAMS, "login_host": HOST, "login_port": server.port})
     try:
         return member.member_status(client, f"{HOST}:{server.port}")
     finally:
@@ -128,3 +128,7 @@ def test_pymongo_failures_become_typed_errors(exc: Exception, kind: str, words: 
     error = member.classify(exc, "db1:27018", "replSetGetStatus")
     assert error.kind == kind and words in str(error) and str(error).startswith("mongod db1:27018: ")
     assert "Topology Description" not in str(error)
+
+
+def test_ipv6_members_are_named_with_brackets() -> None:
+    assert member.member_address({"login_host": "::1", "login_port": 27017}) == "[::1]:27017"
