@@ -159,19 +159,29 @@ settings:
     without the password.
   returned: always
   type: dict
+error_kind:
+  description:
+    - Why the task failed, for playbooks to branch on - C(problems) (mongod could not start with this setup, see
+      RV(problems); the whole report is returned), C(invalid_option) (an option, a file or O(mongod_config) that
+      cannot be valid, named in C(option), found before any connection), C(missing_dependency) (a Python library
+      missing on the host).
+    - Each server's own failure is RV(servers[].error_kind).
+  returned: on failure
+  type: str
+  sample: problems
 """
 
-from typing import Any  # noqa: E402
+from typing import Any
 
-from ansible_collections.kmipops.psmdb.plugins.module_utils._common.errors import KmipOpsError  # noqa: E402
-from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip import probe as kmip_probe  # noqa: E402
-from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip.client import KmipClient  # noqa: E402
-from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip.keys import check_like_mongod  # noqa: E402
-from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip.module import KmipSessionModule  # noqa: E402
-from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip.settings import KmipSettings  # noqa: E402
-from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.conf import MongodConf  # noqa: E402
-from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.security import to_plain  # noqa: E402
-from ansible_collections.kmipops.psmdb.plugins.module_utils._tls.certificates import (  # noqa: E402
+from ansible_collections.kmipops.psmdb.plugins.module_utils._common.errors import KmipOpsError
+from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip import probe as kmip_probe
+from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip.client import KmipClient
+from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip.keys import check_like_mongod
+from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip.module import KmipSessionModule
+from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip.settings import KmipSettings
+from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.conf import MongodConf
+from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.security import to_plain
+from ansible_collections.kmipops.psmdb.plugins.module_utils._tls.certificates import (
     client_identity_problems,
 )
 
@@ -258,7 +268,9 @@ def main() -> None:
     result = module.run_or_fail(run)
     if not result["ok"] and module.params["fail_on_problems"]:
         errors = [p["message"] for p in result["problems"] if p["severity"] == "error"]
-        module.fail_json(msg="mongod could not start with this KMIP setup: " + " | ".join(errors), **result)
+        module.fail_json(
+            msg="mongod could not start with this KMIP setup: " + " | ".join(errors), error_kind="problems", **result
+        )
     module.exit_json(**result)
 
 

@@ -186,15 +186,23 @@ notes:
   returned: always
   type: list
   elements: str
+error_kind:
+  description:
+    - Why the task failed, for playbooks to branch on - C(invalid_option) (an option, the file or the data in the
+      dbPath that mongod would refuse, named in C(option); nothing was changed), C(missing_dependency) (a Python
+      library missing on the host).
+  returned: on failure
+  type: str
+  sample: invalid_option
 """
 
-from ansible_collections.kmipops.psmdb.plugins.module_utils._common.deps import (  # noqa: E402
+from ansible_collections.kmipops.psmdb.plugins.module_utils._common.deps import (
     CRYPTOGRAPHY,
     PYMONGO,
     RUAMEL_YAML,
 )
-from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip.module import KmipModule  # noqa: E402
-from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.conf_update import (  # noqa: E402
+from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip.module import KmipModule
+from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.conf_update import (
     CONFIG_ARGSPEC,
     ConfigRun,
 )

@@ -130,13 +130,21 @@ members:
     optime_lag_seconds:
       description: How far its last applied operation is behind the primary's (null without a primary).
       type: float
+error_kind:
+  description:
+    - Why the member could not be read - C(unreachable) (also returned without failing, with RV(reachable=false),
+      unless O(fail_on_unreachable=true)), C(auth_failed), C(command_failed) (with C(command), C(code) and
+      C(code_name)), C(missing_dependency) (pymongo missing on the host). The member is C(member).
+  returned: on failure, and when RV(reachable=false)
+  type: str
+  sample: unreachable
 """
 
-from typing import Any  # noqa: E402
+from typing import Any
 
-from ansible_collections.kmipops.psmdb.plugins.module_utils._common.errors import MongodUnreachableError  # noqa: E402
-from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.member import member_status  # noqa: E402
-from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.module import MongodMemberModule  # noqa: E402
+from ansible_collections.kmipops.psmdb.plugins.module_utils._common.errors import MongodUnreachableError
+from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.member import member_status
+from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.module import MongodMemberModule
 
 UNREACHABLE = {
     "reachable": False,

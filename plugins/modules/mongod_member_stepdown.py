@@ -51,18 +51,29 @@ was_primary:
   description: The member was the primary when the module connected.
   returned: always
   type: bool
+error_kind:
+  description:
+    - Why the task failed, for playbooks to branch on. The member is C(member).
+    - C(unreachable), C(auth_failed) - the member could not be reached or refused the credentials.
+    - C(not_replica_set) - the mongod is not a replica set member, so there is nothing to step down.
+    - C(command_failed) - C(replSetStepDown) or C(hello) failed, with C(command), C(code) and C(code_name), for
+      example when no electable secondary caught up in time.
+    - C(invalid_option) (named in C(option)), C(missing_dependency) (pymongo missing on the host).
+  returned: on failure
+  type: str
+  sample: command_failed
 """
 
-import contextlib  # noqa: E402
-from typing import Any  # noqa: E402
+import contextlib
+from typing import Any
 
-from ansible_collections.kmipops.psmdb.plugins.module_utils._common.errors import (  # noqa: E402
+from ansible_collections.kmipops.psmdb.plugins.module_utils._common.errors import (
     InvalidOptionError,
     MongodNotReplicaSetError,
     MongodUnreachableError,
 )
-from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.member import command  # noqa: E402
-from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.module import MongodMemberModule  # noqa: E402
+from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.member import command
+from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.module import MongodMemberModule
 
 ARGUMENT_SPEC: dict[str, Any] = {
     "step_down_secs": {"type": "int", "default": 60},

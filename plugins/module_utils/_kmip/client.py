@@ -67,7 +67,6 @@ T = TypeVar("T")
 DEFAULT_KMIP_VERSION = "1.0"  # PSMDB speaks KMIP 1.0 only
 #: The operations PSMDB sends (kmip_exchange.cpp), as named by Query.
 PSMDB_OPERATIONS = ("Register", "Activate", "Get", "Get Attributes")
-AES_256_USAGE = ("ENCRYPT", "DECRYPT")
 
 
 def require_pykmip() -> None:

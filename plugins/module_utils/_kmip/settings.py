@@ -27,8 +27,6 @@ DEFAULT_PORT = 5696
 DEFAULT_CONNECT_RETRIES = 0
 DEFAULT_CONNECT_TIMEOUT_MS = 5000
 MIN_CONNECT_TIMEOUT_MS = 1000
-DEFAULT_ACTIVATE_KEYS = True
-DEFAULT_KEY_STATE_POLLING_SECONDS = 900
 CIPHER_MODES = ("AES256-CBC", "AES256-GCM")
 KMIP_VERSIONS = ("1.0", "1.1", "1.2", "1.3", "1.4", "2.0")
 
@@ -122,10 +120,6 @@ class KmipSettings:
     @property
     def effective_connect_timeout_ms(self) -> int:
         return DEFAULT_CONNECT_TIMEOUT_MS if self.connect_timeout_ms is None else self.connect_timeout_ms
-
-    @property
-    def effective_activate_keys(self) -> bool:
-        return DEFAULT_ACTIVATE_KEYS if self.activate_keys is None else self.activate_keys
 
     # -- rendering ------------------------------------------------------------------------
 

@@ -46,3 +46,17 @@ def test_mongod_config_is_read_through_the_mongod_conf_model(name: str) -> None:
     path = FIXTURES / "mongod_conf" / name
     expected = KmipSettings.from_mongod_security(to_plain(MongodConf(path.read_text()).security))
     assert kmip_server_info.settings_from_mongod_config(str(path)) == expected
+
+
+def test_problems_fail_the_task_with_their_kind_and_the_report(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    problem = {"where": "kmip1:5696", "severity": "error", "message": "KMIP server kmip1:5696: timed out"}
+    report = {"changed": False, "ok": False, "problems": [problem], "servers": []}
+    monkeypatch.setattr(kmip_server_info, "run", lambda module: dict(report))
+    args = {"server_name": ["kmip1"], "client_certificate_file": "/c.pem"}
+    result = run_module(kmip_server_info, args, capsys)
+    assert result["failed"] is True and result["error_kind"] == "problems"
+    assert result["msg"].endswith("timed out") and result["problems"] == [problem]
+    quiet = run_module(kmip_server_info, {**args, "fail_on_problems": False}, capsys)
+    assert not quiet.get("failed") and quiet["ok"] is False and "error_kind" not in quiet

@@ -4,10 +4,12 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from unit.utils.blocked_imports import run_module_without
 
@@ -38,3 +40,14 @@ def test_a_missing_library_fails_the_task_with_ansibles_words_and_a_kind(
     assert result["msg"].startswith(f"Failed to import the required Python library ({library})"), result["msg"]
     assert "kmipops.psmdb.kmip_prereqs" in result["msg"]
     assert result["error_kind"] == "missing_dependency"
+
+
+MODULES = sorted(p.stem for p in (Path(__file__).resolve().parents[5] / "plugins" / "modules").glob("*.py"))
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_every_module_documents_error_kind(name: str) -> None:
+    module = importlib.import_module(f"ansible_collections.kmipops.psmdb.plugins.modules.{name}")
+    returns = yaml.safe_load(module.RETURN)
+    assert "error_kind" in returns, f"{name}: RETURN does not document error_kind"
+    assert "on failure" in returns["error_kind"]["returned"]

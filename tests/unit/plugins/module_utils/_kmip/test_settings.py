@@ -27,10 +27,10 @@ def test_from_params_keeps_only_what_is_set() -> None:
 def test_mongod_defaults_apply_only_when_not_set() -> None:
     unset = KmipSettings()
     assert (unset.effective_port, unset.effective_connect_retries) == (5696, 0)
-    assert unset.effective_connect_timeout_ms == 5000 and unset.effective_activate_keys is True
-    chosen = KmipSettings(port=5697, connect_retries=2, connect_timeout_ms=1000, activate_keys=False)
+    assert unset.effective_connect_timeout_ms == 5000
+    chosen = KmipSettings(port=5697, connect_retries=2, connect_timeout_ms=1000)
     assert (chosen.effective_port, chosen.effective_connect_retries) == (5697, 2)
-    assert chosen.effective_connect_timeout_ms == 1000 and chosen.effective_activate_keys is False
+    assert chosen.effective_connect_timeout_ms == 1000
 
 
 def test_from_mongod_security_reads_camel_case_and_splits_server_name_like_psmdb() -> None:
