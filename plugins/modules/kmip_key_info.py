@@ -124,14 +124,9 @@ server:
   type: str
 error_kind:
   description:
-    - Why the task failed, for playbooks to branch on.
-    - C(invalid_option) - an option that mongod or the module refuses, named in C(option); nothing was sent.
-    - C(missing_dependency) - a Python library is missing on the host.
-    - C(all_servers_failed) - no server of O(server_name) could be used; C(attempts) lists each attempt with its
-      own kind (C(dns), C(connection_refused), C(timeout), C(network), C(tls_verify), C(tls_rejected),
-      C(not_kmip), C(kmip_protocol)).
-    - C(permission_denied), C(not_found), C(not_supported), C(kmip_operation) - the server answered a KMIP
-      operation with a failure (C(operation), C(kmip_reason), C(server)).
+    - Why the task failed, for playbooks to branch on - the kinds of RV(kmipops.psmdb.kmip_key#module:error_kind)
+      but the key kinds (a key that does not exist is listed in RV(not_found), not a failure), for example
+      C(invalid_option), C(missing_dependency), C(all_servers_failed), C(permission_denied).
   returned: on failure
   type: str
   sample: all_servers_failed
