@@ -21,12 +21,7 @@ from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip.transport impo
     DeadlineSocket,
     Endpoint,
 )
-from kmiplab.pki import LabPki, build_lab_pki
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> LabPki:
-    return build_lab_pki(tmp_path_factory.mktemp("pki"), servers={"kmip1": ("127.0.20.10",)})
+from kmiplab.pki import LabPki
 
 
 def settings(pki: LabPki, **overrides: Any) -> KmipSettings:

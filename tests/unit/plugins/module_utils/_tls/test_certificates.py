@@ -17,12 +17,7 @@ from ansible_collections.kmipops.psmdb.plugins.module_utils._tls.certificates im
     load_client_pem,
     split_pem,
 )
-from kmiplab.pki import LabPki, build_lab_pki
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> LabPki:
-    return build_lab_pki(tmp_path_factory.mktemp("pki"), servers={"kmip1": ("127.0.20.10",)})
+from kmiplab.pki import LabPki
 
 
 def blocks_of(path: Path) -> list[str]:
