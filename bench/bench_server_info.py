@@ -5,7 +5,7 @@
 Two real PyKMIP servers (127.0.20.201, .202) and ``--silent`` silent ports (127.0.20.203...,
 accept TCP and never answer: a site whose KMIP servers hang) listed first, all on port 5696,
 connect_timeout_ms 2000. In the same run, with the same client and settings, the module's
-probe (``kmip_probe.probe_all``: one thread per server) is timed against probing the same
+probe (``_kmip.probe.probe_all``: one thread per server) is timed against probing the same
 servers one after another (``probe_server`` in a loop). Each silent server costs a full
 timeout one after another, but all of them together cost one timeout concurrently: with one
 silent server the ratio is about 1, with N about N. One unmeasured warm-up probe runs first.
@@ -26,9 +26,9 @@ from pathlib import Path
 
 from _common import BENCH_NET, header, write_results
 
-from ansible_collections.kmipops.psmdb.plugins.module_utils.kmip_client import KmipClient
-from ansible_collections.kmipops.psmdb.plugins.module_utils.kmip_probe import ServerReport, probe_all, probe_server
-from ansible_collections.kmipops.psmdb.plugins.module_utils.kmip_settings import KmipSettings
+from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip.client import KmipClient
+from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip.probe import ServerReport, probe_all, probe_server
+from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip.settings import KmipSettings
 from kmiplab.pki import build_lab_pki
 from kmiplab.playbook import run_playbook
 from kmiplab.ports import SilentPort

@@ -5,30 +5,46 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    # How the mongod_member_* modules reach one mongod (direct connection, pymongo); the argument
-    # spec is MONGOD_CONNECTION_ARGSPEC in module_utils/mongod_member.py.
+    # How the mongod_member_* modules reach one mongod (direct connection, pymongo), with
+    # community.mongodb's option names; the argument spec is MEMBER_CONNECTION_ARGSPEC in
+    # module_utils/_mongod/member.py, owned by the MongodMemberModule base class.
     DOCUMENTATION = r"""
 options:
-  host:
-    description: Address of the member, usually the local one.
+  login_host:
+    description:
+      - Address of the member, usually the local one.
+      - The same option as in community.mongodb. O(host) is an alias, kept for 0.x.
     type: str
     default: localhost
-  port:
-    description: Port of the member.
+    aliases: [host]
+  login_port:
+    description:
+      - Port of the member (C(net.port) of its mongod.conf), 27017 unless it says otherwise.
+      - Not the KMIP port, which is option C(port) of the modules of the C(kmip) action group.
+      - O(port) is an alias, kept for 0.x.
     type: int
     default: 27017
-  username:
+    aliases: [port]
+  login_user:
     description:
       - User to authenticate as (SCRAM). No authentication when not set.
       - The privileges each module needs are in its description.
+      - O(username) is an alias, kept for 0.x.
     type: str
-  password:
-    description: Password of O(username). Never shown.
+    aliases: [username]
+  login_password:
+    description:
+      - Password of O(login_user). Never shown.
+      - O(password) is an alias, kept for 0.x.
     type: str
-  auth_source:
-    description: Database of O(username).
+    aliases: [password]
+  login_database:
+    description:
+      - Database in which O(login_user) is defined (C(authSource)).
+      - O(auth_source) is an alias, kept for 0.x.
     type: str
     default: admin
+    aliases: [auth_source]
   tls:
     description: Connect with TLS. Implied by O(tls_ca_file) or O(tls_certificate_key_file).
     type: bool
@@ -44,7 +60,7 @@ options:
     type: str
   tls_allow_invalid_hostnames:
     description:
-      - Do not check the member's certificate against O(host) (for C(localhost) connections to a
+      - Do not check the member's certificate against O(login_host) (for C(localhost) connections to a
         certificate issued for the host name). The chain is still verified. Explicit only; a
         warning says when it is used.
     type: bool

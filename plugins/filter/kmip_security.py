@@ -87,14 +87,14 @@ _value:
   type: raw
 """
 
-from collections.abc import Mapping  # noqa: E402
-from typing import Any  # noqa: E402
+from collections.abc import Mapping
+from typing import Any
 
-from ansible.errors import AnsibleFilterError  # noqa: E402
+from ansible.errors import AnsibleFilterError
 
-from ansible_collections.kmipops.psmdb.plugins.module_utils.errors import KmipOpsError  # noqa: E402
-from ansible_collections.kmipops.psmdb.plugins.module_utils.mongod_security import (  # noqa: E402
-    HAS_RUAMEL,
+from ansible_collections.kmipops.psmdb.plugins.module_utils._common.deps import RUAMEL_YAML
+from ansible_collections.kmipops.psmdb.plugins.module_utils._common.errors import KmipOpsError
+from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.security import (
     KmipEncryptionConfig,
     render_security_yaml,
     to_commented,
@@ -125,7 +125,7 @@ def kmip_security(
         raise AnsibleFilterError(f"kmip_security: {error}") from None
     if output == "mapping":
         return to_plain(result)
-    if not HAS_RUAMEL:
+    if not RUAMEL_YAML.found:
         raise AnsibleFilterError("kmip_security: output=yaml needs the Python library ruamel.yaml on the controller")
     return render_security_yaml(result, indent=indent)
 

@@ -26,7 +26,8 @@ author:
 extends_documentation_fragment:
   - kmipops.psmdb.kmip
   - kmipops.psmdb.kmip.session
-  - ansible.builtin.action_common_attributes
+  - kmipops.psmdb.attributes
+  - kmipops.psmdb.attributes.actiongroup_kmip
 attributes:
   check_mode:
     support: full
@@ -35,8 +36,6 @@ attributes:
   diff_mode:
     support: full
     details: Shows the key identifier, name and state before and after; never key material.
-  platform:
-    platforms: posix
 options:
   key_identifier:
     description:
@@ -133,18 +132,33 @@ operations:
   type: list
   elements: str
   sample: [Locate, Get Attributes]
+error_kind:
+  description:
+    - Why the task failed, for playbooks to branch on.
+    - C(invalid_option) - an option that mongod or the module refuses, named in C(option); nothing was sent.
+    - C(missing_dependency) - a Python library is missing on the host.
+    - C(all_servers_failed) - no server of O(server_name) could be used; C(attempts) lists each attempt with its
+      own kind (C(dns), C(connection_refused), C(timeout), C(network), C(tls_verify), C(tls_rejected),
+      C(not_kmip), C(kmip_protocol)).
+    - C(permission_denied), C(not_found), C(not_supported), C(kmip_operation) - the server answered a KMIP
+      operation with a failure (C(operation), C(kmip_reason), C(server)).
+    - C(wrong_key_type), C(wrong_key_state) - the key cannot be used as a PSMDB master key.
+    - C(ambiguous_name) - several keys have O(name).
+  returned: on failure
+  type: str
+  sample: permission_denied
 """
 
-from typing import Any  # noqa: E402
+from typing import Any
 
-from ansible_collections.kmipops.psmdb.plugins.module_utils import kmip_keys  # noqa: E402
-from ansible_collections.kmipops.psmdb.plugins.module_utils.errors import (  # noqa: E402
+from ansible_collections.kmipops.psmdb.plugins.module_utils._common.errors import (
     InvalidOptionError,
     KmipItemNotFoundError,
     KmipKeyStateError,
 )
-from ansible_collections.kmipops.psmdb.plugins.module_utils.kmip_client import KmipClient  # noqa: E402
-from ansible_collections.kmipops.psmdb.plugins.module_utils.kmip_module import KmipSessionModule  # noqa: E402
+from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip import keys as kmip_keys
+from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip.client import KmipClient
+from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip.module import KmipSessionModule
 
 ARGUMENT_SPEC: dict[str, Any] = {
     "key_identifier": {"type": "str"},

@@ -21,15 +21,14 @@ author:
 extends_documentation_fragment:
   - kmipops.psmdb.kmip
   - kmipops.psmdb.kmip.session
-  - ansible.builtin.action_common_attributes
+  - kmipops.psmdb.attributes
+  - kmipops.psmdb.attributes.actiongroup_kmip
 attributes:
   check_mode:
     support: full
     details: Read-only; runs the same way in check mode.
   diff_mode:
     support: none
-  platform:
-    platforms: posix
 options:
   key_identifiers:
     description:
@@ -123,17 +122,25 @@ server:
   description: The KMIP server used (host:port).
   returned: always
   type: str
+error_kind:
+  description:
+    - Why the task failed, for playbooks to branch on - the kinds of RV(kmipops.psmdb.kmip_key#module:error_kind)
+      but the key kinds (a key that does not exist is listed in RV(not_found), not a failure), for example
+      C(invalid_option), C(missing_dependency), C(all_servers_failed), C(permission_denied).
+  returned: on failure
+  type: str
+  sample: all_servers_failed
 """
 
-from typing import Any  # noqa: E402
+from typing import Any
 
-from ansible_collections.kmipops.psmdb.plugins.module_utils import kmip_keys  # noqa: E402
-from ansible_collections.kmipops.psmdb.plugins.module_utils.errors import (  # noqa: E402
+from ansible_collections.kmipops.psmdb.plugins.module_utils._common.errors import (
     InvalidOptionError,
     KmipItemNotFoundError,
 )
-from ansible_collections.kmipops.psmdb.plugins.module_utils.kmip_client import KmipClient, KmipSession  # noqa: E402
-from ansible_collections.kmipops.psmdb.plugins.module_utils.kmip_module import KmipSessionModule  # noqa: E402
+from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip import keys as kmip_keys
+from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip.client import KmipClient, KmipSession
+from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip.module import KmipSessionModule
 
 ARGUMENT_SPEC: dict[str, Any] = {
     "key_identifiers": {"type": "list", "elements": "str", "no_log": False},

@@ -28,15 +28,14 @@ author:
 extends_documentation_fragment:
   - kmipops.psmdb.kmip
   - kmipops.psmdb.kmip.session
-  - ansible.builtin.action_common_attributes
+  - kmipops.psmdb.attributes
+  - kmipops.psmdb.attributes.actiongroup_kmip
 attributes:
   check_mode:
     support: full
     details: Read-only; runs the same way in check mode.
   diff_mode:
     support: none
-  platform:
-    platforms: posix
 options:
   mongod_config:
     description:
@@ -147,7 +146,7 @@ servers:
       type: dict
 client_certificate:
   description: The client identity (path, subject, issuer, serial_number, not_after, days_left, expired,
-    chain_length, client_auth_eku, key_matches_certificate, key_encrypted, password_opens_key, common_name).
+    chain_length, client_auth_eku, key_encrypted, password_opens_key, common_name).
   returned: always
   type: dict
 key:
@@ -160,23 +159,30 @@ settings:
     without the password.
   returned: always
   type: dict
+error_kind:
+  description:
+    - Why the task failed, for playbooks to branch on - C(problems) (mongod could not start with this setup, see
+      RV(problems); the whole report is returned), C(invalid_option) (an option, a file or O(mongod_config) that
+      cannot be valid, named in C(option), found before any connection), C(missing_dependency) (a Python library
+      missing on the host).
+    - Each server's own failure is RV(servers[].error_kind).
+  returned: on failure
+  type: str
+  sample: problems
 """
 
-from typing import Any  # noqa: E402
+from typing import Any
 
-from ansible_collections.kmipops.psmdb.plugins.module_utils import kmip_probe  # noqa: E402
-from ansible_collections.kmipops.psmdb.plugins.module_utils.errors import (  # noqa: E402
-    InvalidOptionError,
-    KmipOpsError,
-    MissingDependencyError,
-)
-from ansible_collections.kmipops.psmdb.plugins.module_utils.kmip_client import KmipClient  # noqa: E402
-from ansible_collections.kmipops.psmdb.plugins.module_utils.kmip_keys import check_like_mongod  # noqa: E402
-from ansible_collections.kmipops.psmdb.plugins.module_utils.kmip_module import KmipSessionModule  # noqa: E402
-from ansible_collections.kmipops.psmdb.plugins.module_utils.kmip_settings import KmipSettings  # noqa: E402
-from ansible_collections.kmipops.psmdb.plugins.module_utils.tls_inspect import (  # noqa: E402
+from ansible_collections.kmipops.psmdb.plugins.module_utils._common.errors import KmipOpsError
+from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip import probe as kmip_probe
+from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip.client import KmipClient
+from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip.keys import check_like_mongod
+from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip.module import KmipSessionModule
+from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip.settings import KmipSettings
+from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.conf import MongodConf
+from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.security import to_plain
+from ansible_collections.kmipops.psmdb.plugins.module_utils._tls.certificates import (
     client_identity_problems,
-    read_option_file,
 )
 
 ARGUMENT_SPEC: dict[str, Any] = {
@@ -186,35 +192,9 @@ ARGUMENT_SPEC: dict[str, Any] = {
 }
 
 
-def load_yaml(text: str) -> Any:
-    try:
-        from ruamel.yaml import YAML
-
-        return YAML(typ="safe", pure=True).load(text)
-    except ImportError:
-        pass
-    try:
-        import yaml
-
-        return yaml.safe_load(text)
-    except ImportError as exc:
-        raise MissingDependencyError("ruamel.yaml", str(exc)) from None
-
-
 def settings_from_mongod_config(path: str) -> KmipSettings:
-    text = read_option_file("mongod_config", path).decode("utf-8", errors="replace")
-    try:
-        document = load_yaml(text)
-    except MissingDependencyError:
-        raise
-    except Exception as exc:  # the YAML libraries raise many types; the message names the line
-        raise InvalidOptionError("mongod_config", f"{path} is not valid YAML: {exc}") from None
-    if not isinstance(document, dict):
-        raise InvalidOptionError("mongod_config", f"{path} is not a YAML mapping")
-    security = document.get("security")
-    if security is not None and not isinstance(security, dict):
-        raise InvalidOptionError("mongod_config", f"security in {path} is not a mapping")
-    return KmipSettings.from_mongod_security(security)
+    """The KMIP settings of a mongod.conf, read by the model mongod_kmip_config edits it with."""
+    return KmipSettings.from_mongod_security(to_plain(MongodConf.read(path, option="mongod_config").security))
 
 
 def effective_settings(settings: KmipSettings) -> dict[str, Any]:
@@ -288,7 +268,9 @@ def main() -> None:
     result = module.run_or_fail(run)
     if not result["ok"] and module.params["fail_on_problems"]:
         errors = [p["message"] for p in result["problems"] if p["severity"] == "error"]
-        module.fail_json(msg="mongod could not start with this KMIP setup: " + " | ".join(errors), **result)
+        module.fail_json(
+            msg="mongod could not start with this KMIP setup: " + " | ".join(errors), error_kind="problems", **result
+        )
     module.exit_json(**result)
 
 

@@ -31,20 +31,14 @@ requirements:
   - cryptography (when O(check_files=true))
 extends_documentation_fragment:
   - kmipops.psmdb.kmip
-  - ansible.builtin.action_common_attributes
-  - ansible.builtin.action_common_attributes.actiongroups
+  - kmipops.psmdb.attributes
+  - kmipops.psmdb.attributes.actiongroup_kmip
 attributes:
-  action_group:
-    support: full
-    membership:
-      - kmipops.psmdb.kmip
   check_mode:
     support: full
   diff_mode:
     support: full
     details: The diff shows the security section before and after, with the password masked.
-  platform:
-    platforms: posix
 options:
   path:
     description: The mongod configuration file. It must exist.
@@ -192,37 +186,32 @@ notes:
   returned: always
   type: list
   elements: str
+error_kind:
+  description:
+    - Why the task failed, for playbooks to branch on - C(invalid_option) (an option, the file or the data in the
+      dbPath that mongod would refuse, named in C(option); nothing was changed), C(missing_dependency) (a Python
+      library missing on the host).
+  returned: on failure
+  type: str
+  sample: invalid_option
 """
 
-from ansible.module_utils.basic import missing_required_lib  # noqa: E402
-
-from ansible_collections.kmipops.psmdb.plugins.module_utils.kmip_module import KmipModule  # noqa: E402
-from ansible_collections.kmipops.psmdb.plugins.module_utils.mongod_conf_update import (  # noqa: E402
+from ansible_collections.kmipops.psmdb.plugins.module_utils._common.deps import (
+    CRYPTOGRAPHY,
+    PYMONGO,
+    RUAMEL_YAML,
+)
+from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip.module import KmipModule
+from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.conf_update import (
     CONFIG_ARGSPEC,
     ConfigRun,
-)
-from ansible_collections.kmipops.psmdb.plugins.module_utils.mongod_security import (  # noqa: E402
-    HAS_RUAMEL,
-    RUAMEL_IMPORT_ERROR,
-)
-from ansible_collections.kmipops.psmdb.plugins.module_utils.storage_metadata import (  # noqa: E402
-    BSON_IMPORT_ERROR,
-    HAS_BSON,
-)
-from ansible_collections.kmipops.psmdb.plugins.module_utils.tls_files import (  # noqa: E402
-    CRYPTOGRAPHY_IMPORT_ERROR,
-    HAS_CRYPTOGRAPHY,
 )
 
 
 def main() -> None:
-    module = KmipModule(argument_spec=CONFIG_ARGSPEC, supports_check_mode=True)
-    if not HAS_RUAMEL:
-        module.fail_json(msg=missing_required_lib("ruamel.yaml"), exception=RUAMEL_IMPORT_ERROR)
-    if not HAS_BSON:
-        module.fail_json(msg=missing_required_lib("pymongo"), exception=BSON_IMPORT_ERROR)
-    if module.params["check_files"] and module.params["state"] == "present" and not HAS_CRYPTOGRAPHY:
-        module.fail_json(msg=missing_required_lib("cryptography"), exception=CRYPTOGRAPHY_IMPORT_ERROR)
+    module = KmipModule(argument_spec=CONFIG_ARGSPEC, supports_check_mode=True, dependencies=(RUAMEL_YAML, PYMONGO))
+    if module.params["check_files"] and module.params["state"] == "present":
+        module.require(CRYPTOGRAPHY)
     result = module.run_or_fail(lambda m: ConfigRun(m).run(), path=module.params["path"])
     module.exit_json(**result)
 

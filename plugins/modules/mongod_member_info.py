@@ -13,22 +13,21 @@ description:
     replica-set state, the members as it sees them, and whether a majority is healthy.
   - Read-only. Meant to be polled with C(until) after a restart, so an unreachable member is a result
     (RV(reachable=false)), not a failure, unless O(fail_on_unreachable=true). Wrong credentials always fail.
-  - With authentication, O(username) needs C(replSetGetStatus) and C(serverStatus) (role C(clusterMonitor));
+  - With authentication, O(login_user) needs C(replSetGetStatus) and C(serverStatus) (role C(clusterMonitor));
     without C(serverStatus) the process fields (RV(pid), RV(process_host), RV(uptime_seconds)) are null.
 author:
   - kmipops.psmdb contributors (@kmipops)
 requirements:
   - pymongo >= 4
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
   - kmipops.psmdb.mongod_connection
+  - kmipops.psmdb.attributes
+  - kmipops.psmdb.attributes.actiongroup_mongod
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: none
-  platform:
-    platforms: posix
 options:
   fail_on_unreachable:
     description: Fail when the member cannot be reached, instead of returning RV(reachable=false).
@@ -39,7 +38,7 @@ options:
 EXAMPLES = r"""
 - name: Wait until the restarted member is PRIMARY or SECONDARY again
   kmipops.psmdb.mongod_member_info:
-    port: 27017
+    login_port: 27017
     tls_ca_file: /etc/mongodb/tls/ca.pem
     tls_certificate_key_file: /etc/mongodb/tls/admin.pem
   register: member
@@ -131,20 +130,21 @@ members:
     optime_lag_seconds:
       description: How far its last applied operation is behind the primary's (null without a primary).
       type: float
+error_kind:
+  description:
+    - Why the member could not be read - C(unreachable) (also returned without failing, with RV(reachable=false),
+      unless O(fail_on_unreachable=true)), C(auth_failed), C(command_failed) (with C(command), C(code) and
+      C(code_name)), C(missing_dependency) (pymongo missing on the host). The member is C(member).
+  returned: on failure, and when RV(reachable=false)
+  type: str
+  sample: unreachable
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
+from typing import Any
 
-from ansible_collections.kmipops.psmdb.plugins.module_utils.mongod_member import (  # noqa: E402
-    HAS_PYMONGO,
-    MEMBER_CONNECTION_ARGSPEC,
-    PYMONGO_IMPORT_ERROR,
-    ConnectionFailure,
-    PyMongoError,
-    connect,
-    connection_warnings,
-    member_status,
-)
+from ansible_collections.kmipops.psmdb.plugins.module_utils._common.errors import MongodUnreachableError
+from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.member import member_status
+from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.module import MongodMemberModule
 
 UNREACHABLE = {
     "reachable": False,
@@ -160,25 +160,23 @@ UNREACHABLE = {
 }
 
 
-def main() -> None:
-    spec = {**MEMBER_CONNECTION_ARGSPEC, "fail_on_unreachable": {"type": "bool", "default": False}}
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    if not HAS_PYMONGO:
-        module.fail_json(msg=missing_required_lib("pymongo"), exception=PYMONGO_IMPORT_ERROR)
-    for warning in connection_warnings(module.params):
-        module.warn(warning)
-    client = connect(module.params)
+def run(module: MongodMemberModule) -> dict[str, Any]:
+    client = module.connect()
     try:
-        result = member_status(client)
-    except ConnectionFailure as exc:
+        return {"changed": False, **member_status(client, module.member)}
+    except MongodUnreachableError as error:
         if module.params["fail_on_unreachable"]:
-            module.fail_json(msg=f"mongod at {module.params['host']}:{module.params['port']} is unreachable: {exc}")
-        result = dict(UNREACHABLE, error=str(exc))
-    except PyMongoError as exc:
-        module.fail_json(msg=f"mongod at {module.params['host']}:{module.params['port']}: {exc}")
+            raise
+        return {"changed": False, **UNREACHABLE, "error": str(error), "error_kind": error.kind}
     finally:
         client.close()
-    module.exit_json(changed=False, **result)
+
+
+def main() -> None:
+    module = MongodMemberModule(
+        argument_spec={"fail_on_unreachable": {"type": "bool", "default": False}}, supports_check_mode=True
+    )
+    module.exit_json(**module.run_or_fail(run))
 
 
 if __name__ == "__main__":

@@ -13,22 +13,21 @@ description:
     electable secondary that has caught up takes over before the member is restarted.
   - Does nothing (C(changed=false)) when the member is not the primary.
   - Used by the C(kmipops.psmdb.mongod_member) role (C(stepdown.yml)) before it restarts a primary.
-  - With authentication, O(username) needs the C(replSetStateChange) privilege (role C(clusterManager)).
+  - With authentication, O(login_user) needs the C(replSetStateChange) privilege (role C(clusterManager)).
 author:
   - kmipops.psmdb contributors (@kmipops)
 requirements:
   - pymongo >= 4
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
   - kmipops.psmdb.mongod_connection
+  - kmipops.psmdb.attributes
+  - kmipops.psmdb.attributes.actiongroup_mongod
 attributes:
   check_mode:
     support: full
     details: Reports whether the member would step down and does not send the command.
   diff_mode:
     support: none
-  platform:
-    platforms: posix
 options:
   step_down_secs:
     description: How long the member may not become primary again (C(replSetStepDown) C(stepDownSecs)).
@@ -43,7 +42,7 @@ options:
 EXAMPLES = r"""
 - name: Step down before restarting the primary
   kmipops.psmdb.mongod_member_stepdown:
-    port: 27017
+    login_port: 27017
     step_down_secs: 120
 """
 
@@ -52,53 +51,67 @@ was_primary:
   description: The member was the primary when the module connected.
   returned: always
   type: bool
+error_kind:
+  description:
+    - Why the task failed, for playbooks to branch on. The member is C(member).
+    - C(unreachable), C(auth_failed) - the member could not be reached or refused the credentials.
+    - C(not_replica_set) - the mongod is not a replica set member, so there is nothing to step down.
+    - C(command_failed) - C(replSetStepDown) or C(hello) failed, with C(command), C(code) and C(code_name), for
+      example when no electable secondary caught up in time.
+    - C(invalid_option) (named in C(option)), C(missing_dependency) (pymongo missing on the host).
+  returned: on failure
+  type: str
+  sample: command_failed
 """
 
-import contextlib  # noqa: E402
+import contextlib
+from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
-
-from ansible_collections.kmipops.psmdb.plugins.module_utils.mongod_member import (  # noqa: E402
-    HAS_PYMONGO,
-    MEMBER_CONNECTION_ARGSPEC,
-    PYMONGO_IMPORT_ERROR,
-    ConnectionFailure,
-    PyMongoError,
-    connect,
-    connection_warnings,
+from ansible_collections.kmipops.psmdb.plugins.module_utils._common.errors import (
+    InvalidOptionError,
+    MongodNotReplicaSetError,
+    MongodUnreachableError,
 )
+from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.member import command
+from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.module import MongodMemberModule
+
+ARGUMENT_SPEC: dict[str, Any] = {
+    "step_down_secs": {"type": "int", "default": 60},
+    "secondary_catch_up_period_secs": {"type": "int", "default": 10},
+}
+
+
+def run(module: MongodMemberModule) -> dict[str, Any]:
+    params, member = module.params, module.member
+    if params["secondary_catch_up_period_secs"] >= params["step_down_secs"]:
+        raise InvalidOptionError(
+            "step_down_secs", "must be greater than secondary_catch_up_period_secs (mongod refuses it)"
+        )
+    client = module.connect()
+    try:
+        hello = command(client, member, "hello")
+        if not hello.get("setName"):
+            # a standalone calls itself a writable primary; replSetStepDown would only be refused
+            raise MongodNotReplicaSetError(member, "hello names no replica set, so there is no primary to step down")
+        was_primary = bool(hello.get("isWritablePrimary"))
+        if was_primary and not module.check_mode:
+            # mongod closes client connections when it steps down: that is success
+            with contextlib.suppress(MongodUnreachableError):
+                command(
+                    client,
+                    member,
+                    "replSetStepDown",
+                    params["step_down_secs"],
+                    secondaryCatchUpPeriodSecs=params["secondary_catch_up_period_secs"],
+                )
+    finally:
+        client.close()
+    return {"changed": was_primary, "was_primary": was_primary}
 
 
 def main() -> None:
-    spec = {
-        **MEMBER_CONNECTION_ARGSPEC,
-        "step_down_secs": {"type": "int", "default": 60},
-        "secondary_catch_up_period_secs": {"type": "int", "default": 10},
-    }
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    if not HAS_PYMONGO:
-        module.fail_json(msg=missing_required_lib("pymongo"), exception=PYMONGO_IMPORT_ERROR)
-    for warning in connection_warnings(module.params):
-        module.warn(warning)
-    if module.params["secondary_catch_up_period_secs"] >= module.params["step_down_secs"]:
-        module.fail_json(msg="step_down_secs: must be greater than secondary_catch_up_period_secs (mongod refuses it)")
-    where = f"{module.params['host']}:{module.params['port']}"
-    client = connect(module.params)
-    try:
-        was_primary = bool(client.admin.command("hello").get("isWritablePrimary"))
-        if was_primary and not module.check_mode:
-            # older servers close connections on step-down: that is success
-            with contextlib.suppress(ConnectionFailure):
-                client.admin.command(
-                    "replSetStepDown",
-                    module.params["step_down_secs"],
-                    secondaryCatchUpPeriodSecs=module.params["secondary_catch_up_period_secs"],
-                )
-    except PyMongoError as exc:
-        module.fail_json(msg=f"replSetStepDown on {where} failed: {exc}")
-    finally:
-        client.close()
-    module.exit_json(changed=was_primary, was_primary=was_primary)
+    module = MongodMemberModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    module.exit_json(**module.run_or_fail(run))
 
 
 if __name__ == "__main__":

@@ -26,10 +26,9 @@ from pathlib import Path
 import bson
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests" / "unit" / "plugins" / "modules"))
-from mongod_test_pki import make_pki  # noqa: E402
+from unit.utils.mongod_pki import make_pki
 
+REPO = Path(__file__).resolve().parents[2]
 CORPUS = REPO / "tests" / "unit" / "fixtures" / "mongod_conf"
 PASSWORD = "Int3gr@tion:Secret#42"
 PLAYBOOK = """

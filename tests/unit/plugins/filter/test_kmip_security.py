@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import pwd
 import tempfile
@@ -13,14 +12,14 @@ from typing import Any
 
 import pytest
 from ansible.errors import AnsibleFilterError
-from ansible.module_utils.testing import patch_module_args
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
 from ansible_collections.kmipops.psmdb.plugins.filter.kmip_security import FilterModule, kmip_security
-from ansible_collections.kmipops.psmdb.plugins.module_utils.mongod_security import render_security_yaml
+from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.security import render_security_yaml
 from ansible_collections.kmipops.psmdb.plugins.modules import mongod_kmip_config
+from unit.utils.module_runner import run_module
 
 ME = pwd.getpwuid(os.getuid()).pw_name
 PREFIX = "# mongod.conf\nstorage:\n  dbPath: {db}\nnet:\n  port: 27017\n"
@@ -52,12 +51,6 @@ options = st.fixed_dictionaries(
 )
 
 
-def run_module(args: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
-    with patch_module_args(args), pytest.raises(SystemExit):
-        mongod_kmip_config.main()
-    return json.loads(capsys.readouterr().out)
-
-
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(opts=options, base_index=st.integers(0, len(BASES) - 1))
 def test_filter_renders_exactly_what_the_module_writes(
@@ -69,7 +62,9 @@ def test_filter_renders_exactly_what_the_module_writes(
         conf = Path(tmp) / "mongod.conf"
         prefix = PREFIX.format(db=Path(tmp) / "db")
         conf.write_text(prefix + render_security_yaml(base))
-        result = run_module({**opts, "path": str(conf), "service_user": ME, "check_files": False}, capsys)
+        result = run_module(
+            mongod_kmip_config, {**opts, "path": str(conf), "service_user": ME, "check_files": False}, capsys
+        )
         assert not result.get("failed"), result.get("msg")
         written = conf.read_text()
     assert written.startswith(prefix)

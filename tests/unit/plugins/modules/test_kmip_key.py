@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from ansible_collections.kmipops.psmdb.plugins.module_utils import errors
-from ansible_collections.kmipops.psmdb.plugins.module_utils.kmip_keys import KeyAttributes
+from ansible_collections.kmipops.psmdb.plugins.module_utils._common import errors
+from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip.keys import KeyAttributes
 from ansible_collections.kmipops.psmdb.plugins.modules import kmip_key
 
 SERVER = "kmip1.test:5696"

@@ -13,12 +13,12 @@ import stat
 from pathlib import Path
 from typing import Any
 
-import bson
 import pytest
-from ansible.module_utils.testing import patch_module_args
-from mongod_test_pki import Pki, make_pki
 
 from ansible_collections.kmipops.psmdb.plugins.modules import mongod_kmip_config
+from unit.utils.db_path import write_storage_bson
+from unit.utils.module_runner import run_module
+from unit.utils.mongod_pki import Pki, make_pki
 
 ME = pwd.getpwuid(os.getuid()).pw_name
 MY_GROUP = grp.getgrgid(os.getgid()).gr_name
@@ -51,23 +51,11 @@ def base_args(conf: Path, pki: Pki, **extra: Any) -> dict[str, Any]:
 
 
 def run(args: dict[str, Any], capsys: pytest.CaptureFixture[str], check: bool = False, diff: bool = False) -> dict:
-    with patch_module_args({**args, "_ansible_check_mode": check, "_ansible_diff": diff}), pytest.raises(SystemExit):
-        mongod_kmip_config.main()
-    return json.loads(capsys.readouterr().out)
+    return run_module(mongod_kmip_config, args, capsys, check=check, diff=diff)
 
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def write_storage_bson(db: Path, encryption: dict | None, data_files: bool = True) -> None:
-    db.mkdir(parents=True, exist_ok=True)
-    options: dict[str, Any] = {"directoryPerDB": False, "directoryForIndexes": False}
-    if encryption is not None:
-        options["encryption"] = encryption
-    (db / "storage.bson").write_bytes(bson.encode({"storage": {"engine": "wiredTiger", "options": options}}))
-    if data_files:
-        (db / "WiredTiger").write_text("WiredTiger\n")
 
 
 # -- bad input: a clear error naming the option, and the file untouched ---------------------
