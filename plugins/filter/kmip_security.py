@@ -49,7 +49,7 @@ options:
 requirements:
   - ruamel.yaml on the controller (for O(output=yaml))
 notes:
-  - The rendered text holds O(_input.client_certificate_password) when it is set. Template it with
+  - The rendered text holds C(client_certificate_password) when it is set. Template it with
     C(no_log) and a file mode of 0600 owned by the mongod user.
 """
 
