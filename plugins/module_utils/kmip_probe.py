@@ -28,6 +28,7 @@ from ansible_collections.kmipops.psmdb.plugins.module_utils.errors import (
     KmipItemNotFoundError,
     KmipOperationError,
     KmipOpsError,
+    KmipPermissionDeniedError,
     KmipProtocolError,
     KmipServerError,
     KmipTlsVerifyError,
@@ -53,6 +54,11 @@ MONGOD_FIRST_OPERATION = "Get Attributes"
 #: server may reject the form of an identifier it did not issue. Anything else but Item Not Found
 #: fails the server, as any failure status but Item Not Found makes mongod move on.
 MADE_UP_IDENTIFIER_ANSWERS = ("Invalid Field",)
+OPERATION_DENIED_ADVICE = (
+    "This client identity may not send Get Attributes, which mongod sends at every start with a key: "
+    "grant PSMDB's operations to it (a HashiCorp Vault KMIP role needs operation_register, "
+    "operation_activate, operation_get and operation_get_attributes)"
+)
 
 
 def made_up_identifier() -> str:
@@ -194,6 +200,11 @@ def _probe(client: KmipClient, endpoint: Endpoint, key_identifier: str | None) -
         exchange["result"] = error.reason
         if key_identifier or error.reason not in MADE_UP_IDENTIFIER_ANSWERS:
             session.close()
+            if isinstance(error, KmipPermissionDeniedError) and not key_identifier:
+                # no object is involved: it is the operation that this identity may not send
+                error = KmipPermissionDeniedError(
+                    error.server, error.operation, error.reason, error.server_message, OPERATION_DENIED_ADVICE
+                )
             _record_failure(report, error)
             return report
     except (KmipConnectionError, KmipProtocolError) as error:

@@ -145,7 +145,8 @@ servers:
       type: str
     error_kind:
       description: Machine-readable kind of the error (dns, connection_refused, timeout, tls_verify,
-        tls_rejected, not_kmip, ...).
+        tls_rejected, not_kmip, kmip_protocol, and permission_denied, not_supported or kmip_operation when
+        mongod's Get Attributes failed).
       type: str
     tcp:
       description: C(ok) and C(latency_ms) of the TCP connect.

@@ -206,6 +206,9 @@ def test_permission_denied_on_get_attributes_is_still_a_problem(
         assert any(p["where"] == where and "Get Attributes returned Permission Denied" in p["message"] for p in errors)
         assert report["notes"] == []  # the server is not usable: nothing else is asked of it
     assert result.task("foreign key").result["servers"][0]["kmip"]["mongod_exchange"]["key_identifier"] == foreign
+    # the advice fits the cause: an object owned by another identity, or an operation not granted
+    assert "only the identity that registered a key" in result.task("foreign key").result["servers"][0]["error"]
+    assert "operation_get_attributes" in result.task("role without get_attributes").result["servers"][0]["error"]
 
     strict = result.task("strict")
     assert strict.failed and "mongod could not start" in strict.result["msg"]

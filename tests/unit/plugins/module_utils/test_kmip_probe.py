@@ -193,6 +193,9 @@ def test_a_refused_get_attributes_makes_the_server_unusable(key: str | None, rea
     [problem] = kmip_probe.server_problems([report], None, "1.0")
     assert problem.severity == "error" and reason in problem.message
     assert kmip_probe.server_notes([report]) == []
+    if reason == "Permission Denied":
+        advice = "operation_get_attributes" if key is None else "only the identity that registered a key"
+        assert advice in (report.error or "")
 
 
 def test_a_made_up_identifier_may_be_refused_for_its_form_but_a_key_may_not() -> None:
