@@ -2,12 +2,14 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """KMIP round trips and TLS sessions per module run, counted outside the module.
 
-A counting TCP proxy (127.0.20.212:5696) sits in front of a real PyKMIP server
-(127.0.20.211:5697); the modules are pointed at the proxy, whose address is in the server
-certificate, so TLS verification is unchanged. The proxy counts connections (= TLS sessions,
-the traffic stays encrypted); the KMIP operations are read from the PyKMIP server's INFO log
-("Processing operation: X", one line per request). Each module run is its own playbook, so
-the counts are per run.
+A KMIP-aware proxy (``kmiplab.policy_proxy.KmipPolicyProxy``, 127.0.20.212:5696) sits in front
+of a real PyKMIP server (127.0.20.211:5697); the modules are pointed at the proxy, whose address
+is in the server certificate, so TLS verification is unchanged. The proxy terminates TLS,
+decodes every request with PyKMIP's message classes and counts connections (= TLS sessions)
+and requests, including those PyKMIP refuses before logging them (Discover Versions under
+KMIP 1.0). A second proxy (127.0.20.213) grants only what PSMDB sends (Register, Activate,
+Get, Get Attributes), like a least-privilege HashiCorp Vault KMIP role, and refuses the rest
+itself. Each module run is its own playbook, so the counts are per run.
 
     PYTHONPATH=.build/collections:tests .venv/bin/python bench/bench_round_trips.py
 """
@@ -25,7 +27,7 @@ from _common import BENCH_NET, header, write_results
 
 from kmiplab.pki import build_lab_pki
 from kmiplab.playbook import PlaybookResult, run_playbook
-from kmiplab.ports import CountingTcpProxy
+from kmiplab.policy_proxy import PSMDB_OPERATIONS, KmipPolicyProxy
 from kmiplab.server import DEFAULT_KMIP_PORT, PyKmipServer
 
 BACKEND_PORT = DEFAULT_KMIP_PORT + 1
@@ -46,19 +48,18 @@ def _play(module: str, options: dict[str, Any]) -> str:
 
 
 def main() -> int:
-    backend, front = f"{BENCH_NET}.211", f"{BENCH_NET}.212"
+    backend, front, least = f"{BENCH_NET}.211", f"{BENCH_NET}.212", f"{BENCH_NET}.213"
     key_name = f"bench-{secrets.token_hex(4)}"
-    rows: list[tuple[str, int, str, int, str]] = []
+    rows: list[tuple[str, int, int, str, str]] = []
     with tempfile.TemporaryDirectory(prefix="bench-round-trips-") as tmp_name:
         tmp = Path(tmp_name)
         pki = build_lab_pki(
             tmp / "pki",
-            servers={"kmip": (backend, front)},
+            servers={"kmip": (backend, front, least)},
             clients=("mongod1",),
             other_ca_server_names=(f"{BENCH_NET}.250",),
         )
         connection = {
-            "server_name": [front],
             "port": DEFAULT_KMIP_PORT,
             "server_ca_file": str(pki.ca.cert),
             "client_certificate_file": str(pki.client("mongod1").pem),
@@ -73,50 +74,59 @@ def main() -> int:
             ca_file=pki.ca.cert,
             probe_client=pki.client("mongod1"),
         )
-        with server, CountingTcpProxy(front, (backend, BACKEND_PORT), DEFAULT_KMIP_PORT) as proxy:
-            runs: list[tuple[str, str, dict[str, Any]]] = [
-                ("kmip_server_info", "kmip_server_info (no key)", {}),
-                ("kmip_key", "kmip_key present (new key)", {"name": key_name}),
-                ("kmip_key", "kmip_key present (idempotent)", {"name": key_name}),
-                ("kmip_key_info", "kmip_key_info (by name)", {"names": [key_name]}),
-            ]
-            key_identifier: str | None = None
-            for index, (module, label, options) in enumerate(runs):
-                mark, sessions_before = server.log_offset(), proxy.connections_accepted
-                result: PlaybookResult = run_playbook(
-                    _play(module, {**connection, **options}), workdir=tmp / f"play-{index}"
-                )
-                if result.rc != 0:
-                    raise SystemExit(f"{label} failed:\n{result.explain()}")
-                task = result.task(module)
-                key_identifier = key_identifier or task.result.get("key_identifier")
-                ops = server.operations(since=mark)
-                rows.append((label, proxy.connections_accepted - sessions_before, _summary(ops), len(ops), task.status))
-            if key_identifier:
-                mark, sessions_before = server.log_offset(), proxy.connections_accepted
-                result = run_playbook(
-                    _play("kmip_server_info", {**connection, "key_identifier": key_identifier}),
-                    workdir=tmp / "play-key",
-                )
-                if result.rc != 0:
-                    raise SystemExit(f"kmip_server_info with key failed:\n{result.explain()}")
-                ops = server.operations(since=mark)
-                rows.append(
-                    (
-                        "kmip_server_info (key_identifier)",
-                        proxy.connections_accepted - sessions_before,
-                        _summary(ops),
-                        len(ops),
-                        result.task("kmip_server_info").status,
-                    )
+        with server:
+
+            def proxy(address: str, allowed: frozenset[Any] | None) -> KmipPolicyProxy:
+                return KmipPolicyProxy(
+                    address,
+                    DEFAULT_KMIP_PORT,
+                    upstream=server,
+                    server_cert=pki.server("kmip"),
+                    ca_file=pki.ca.cert,
+                    identities=pki.clients.values(),
+                    allowed=allowed,
                 )
 
-    lines = header("KMIP round trips and TLS sessions per module run (PyKMIP behind a counting proxy)")
-    lines.append(f"{'module run':36} {'TLS sessions':>12} {'KMIP requests':>13}  status   operations")
-    for label, sessions, summary, count, status in rows:
-        lines.append(f"{label:36} {sessions:>12} {count:>13}  {status:8} {summary}")
+            with proxy(front, None) as counting, proxy(least, PSMDB_OPERATIONS) as psmdb_only:
+                with_key = {"key_identifier": None}  # filled in with the key kmip_key creates
+                runs: list[tuple[KmipPolicyProxy, str, str, dict[str, Any]]] = [
+                    (counting, "kmip_server_info", "kmip_server_info (no key)", {}),
+                    (counting, "kmip_key", "kmip_key present (new key)", {"name": key_name}),
+                    (counting, "kmip_key", "kmip_key present (idempotent)", {"name": key_name}),
+                    (counting, "kmip_key_info", "kmip_key_info (by name)", {"names": [key_name]}),
+                    (counting, "kmip_server_info", "kmip_server_info (key_identifier)", with_key),
+                    (psmdb_only, "kmip_server_info", "  same, PSMDB-only KMS (no key)", {}),
+                    (psmdb_only, "kmip_server_info", "  same, PSMDB-only KMS (key_identifier)", with_key),
+                ]
+                key_identifier: str | None = None
+                for index, (kms, module, label, options) in enumerate(runs):
+                    if "key_identifier" in options:
+                        options = {**options, "key_identifier": key_identifier}
+                    mark, sessions_before = kms.mark(), kms.connections_accepted
+                    options = {**connection, "server_name": [kms.address], **options}
+                    result: PlaybookResult = run_playbook(_play(module, options), workdir=tmp / f"play-{index}")
+                    task = result.task(module)  # a failed run is a row too: its status says so
+                    if result.rc != 0 and not task.failed:
+                        raise SystemExit(f"{label} failed:\n{result.explain()}")
+                    key_identifier = key_identifier or task.result.get("key_identifier")
+                    requests = kms.requests[mark:]
+                    rows.append(
+                        (
+                            label,
+                            kms.connections_accepted - sessions_before,
+                            len(requests),
+                            task.status,
+                            _summary([(name, r.allowed) for r in requests for name in r.operations]),
+                        )
+                    )
+
+    lines = header("KMIP round trips and TLS sessions per module run (PyKMIP behind a KMIP-aware counting proxy)")
+    lines.append(f"{'module run':40} {'TLS sessions':>12} {'KMIP requests':>13}  status   operations")
+    for label, sessions, count, status, summary in rows:
+        lines.append(f"{label:40} {sessions:>12} {count:>13}  {status:8} {summary}")
     lines += [
         "",
+        "Requests are counted by the proxy, which decodes each one; (refused) marks those a KMS refused.",
         "mongod itself, for comparison (psmdb-kmip.md section 2): first start Register+Activate in one",
         "session; restart GetAttributes(State)+Get in one session.",
     ]
@@ -124,8 +134,8 @@ def main() -> int:
     return 0
 
 
-def _summary(operations: list[str]) -> str:
-    counts = Counter(operations)
+def _summary(operations: list[tuple[str, bool]]) -> str:
+    counts = Counter(f"{name}{'' if allowed else ' (refused)'}" for name, allowed in operations)
     return ", ".join(f"{name} x{n}" if n > 1 else name for name, n in counts.items()) or "(none)"
 
 

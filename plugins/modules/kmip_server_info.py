@@ -11,8 +11,16 @@ version_added: "0.1.0"
 description:
   - Connects to every KMIP server of O(server_name) from the host the module runs on, exactly as mongod
     connects (same TLS settings, host name check, timeout, client identity), concurrently, and reports for
-    each one TCP and TLS results and latencies, the negotiated TLS version, the server certificate, the
-    KMIP versions (Discover Versions) and the operations offered (Query).
+    each one TCP and TLS results and latencies, the negotiated TLS version, the server certificate and the
+    answer to what mongod sends first at start, Get Attributes (State) of the key.
+  - Without a key identifier that Get Attributes asks for a random identifier that exists nowhere. Item Not
+    Found proves what mongod needs, that the server answers KMIP 1.0 and lets this identity read keys; any
+    other failure (for example Permission Denied) makes the server unusable, as it would for mongod.
+  - For information only, it also asks for the operations offered (Query) and, when O(kmip_version) is not
+    1.0, the protocol versions (Discover Versions, which KMIP 1.0 does not have). PSMDB sends neither, so a
+    least-privilege KMS may refuse them (for example a HashiCorp Vault KMIP role granted only
+    C(operation_register), C(operation_activate), C(operation_get) and C(operation_get_attributes)).
+    A refusal, whatever its result reason, is returned in RV(notes) and is never a problem.
   - Reports the client certificate (subject, days left, extendedKeyUsage clientAuth, whether the key matches
     the certificate, whether the password opens it).
   - Computes RV(selected_server), the server mongod would use (the first in order that works), and with
@@ -96,6 +104,13 @@ problems:
   type: list
   elements: dict
   sample: [{"where": "kmip1.example.com:5696", "severity": "warning", "message": "KMIP server ...: timed out ..."}]
+notes:
+  description: Information that is not a problem, each with where (a server host:port) and a sentence, for
+    example that a server declined Query, which PSMDB never sends.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"where": "kmip1.example.com:5696", "message": "the server declined Query (Permission Denied); ..."}]
 selected_server:
   description: The server mongod would use (host:port), or null when none works.
   returned: always
@@ -114,20 +129,23 @@ servers:
       description: The first resolved address, the one mongod connects to.
       type: str
     ok:
-      description: Whether mongod could open a KMIP session with this server.
+      description: Whether mongod could use this server (its Get Attributes was answered, Item Not Found
+        included).
       type: bool
     attempts:
       description: Connection attempts made (passes of connect_retries).
       type: int
     elapsed_ms:
-      description: Wall time of the last attempt on this server, from name resolution to the end of Query.
+      description: Wall time of the last attempt on this server, from name resolution to the end of the last
+        exchange (Query).
       type: float
     error:
       description: Why the server cannot be used.
       type: str
     error_kind:
       description: Machine-readable kind of the error (dns, connection_refused, timeout, tls_verify,
-        tls_rejected, not_kmip, ...).
+        tls_rejected, not_kmip, kmip_protocol, and permission_denied, not_supported or kmip_operation when
+        mongod's Get Attributes failed).
       type: str
     tcp:
       description: C(ok) and C(latency_ms) of the TCP connect.
@@ -141,8 +159,16 @@ servers:
         verify_error.
       type: dict
     kmip:
-      description: version_used, discover_versions_supported, versions, offers_1_0, operations (Query),
-        psmdb_operations_missing, latency_ms of the first exchange.
+      description:
+        - C(version_used); C(mongod_exchange), mongod's first exchange (C(operation) Get Attributes,
+          C(key_identifier) or null for the identifier that exists nowhere, C(result) the KMIP result, e.g.
+          C(Success), C(Item Not Found), C(Permission Denied)); C(latency_ms) of that exchange.
+        - C(operations) (Query) and C(psmdb_operations_missing), null when Query was declined;
+          C(discover_versions_supported), C(versions), C(offers_1_0), null when Discover Versions was not
+          sent (always with kmip_version 1.0).
+        - C(declined), what the server refused of Query and Discover Versions, each with C(operation),
+          C(reason) (the KMIP result reason, null when the server ended the session instead) and
+          C(message).
       type: dict
 client_certificate:
   description: The client identity (path, subject, issuer, serial_number, not_after, days_left, expired,
@@ -176,7 +202,6 @@ from typing import Any
 from ansible_collections.kmipops.psmdb.plugins.module_utils._common.errors import KmipOpsError
 from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip import probe as kmip_probe
 from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip.client import KmipClient
-from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip.keys import check_like_mongod
 from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip.module import KmipSessionModule
 from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip.settings import KmipSettings
 from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.conf import MongodConf
@@ -228,7 +253,7 @@ def run(module: KmipSessionModule) -> dict[str, Any]:
             )
         )
 
-    reports = kmip_probe.probe_all(client)
+    reports = kmip_probe.probe_all(client, settings.key_identifier)
     try:
         selected = next((r for r in reports if r.ok), None)
         problems.extend(kmip_probe.server_problems(reports, selected, client.kmip_version))
@@ -246,9 +271,9 @@ def run(module: KmipSessionModule) -> dict[str, Any]:
                     "KMIP sessions failed for all the server hosts: mongod would not start",
                 )
             )
-        elif settings.key_identifier and selected.session is not None:
+        elif settings.key_identifier:
             try:
-                check = check_like_mongod(selected.session, settings.key_identifier)
+                check = kmip_probe.check_selected_key(client, selected, settings.key_identifier)
                 result["key"] = check.as_result()
                 problems.extend(kmip_probe.Problem("key_identifier", text) for text in check.problems)
             except KmipOpsError as error:
@@ -259,6 +284,7 @@ def run(module: KmipSessionModule) -> dict[str, Any]:
             if report.session is not None:
                 report.session.close()
     result["problems"] = [p.as_result() for p in problems]
+    result["notes"] = [n.as_result() for n in kmip_probe.server_notes(reports)]
     result["ok"] = not any(p.severity == "error" for p in problems)
     return result
 

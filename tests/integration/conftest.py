@@ -15,6 +15,9 @@ failover list such as ``[silent_port.address, kmip_server.address]`` is valid mo
     .5  kmip_server_other_ca    PyKMIP whose cert (SAN .5) is signed by pki.other_ca
     .6  kmip_server_wrong_host  PyKMIP with a lab-CA cert for wrong.test/192.0.2.1 only
     .7  closed_address          nothing listens (connection refused)
+    .8  kms_psmdb_only          least-privilege KMS: a KmipPolicyProxy in front of kmip_server that
+                                allows only Register, Activate, Get, Get Attributes (what PSMDB sends)
+    .9  kms_key_management      the same plus Locate, Revoke, Destroy (what kmip_key adds)
     .20-.99   free for tests that start their own servers (PyKmipServer, SilentPort...)
     .200-.254 the benchmarks (bench/)
 
@@ -39,6 +42,15 @@ Fixtures (session scope unless said otherwise; servers start lazily, on first us
 ``silent_port``, ``plain_tcp_port`` -> kmiplab.ports.SilentPort / PlainTcpPort
     (``.address``, ``.port``, ``.connections_accepted``).
 ``closed_address`` -> str: an address of the net where nothing listens on ``kmip_port``.
+``kms_psmdb_only``, ``kms_key_management`` -> kmiplab.policy_proxy.KmipPolicyProxy in front of
+    ``kmip_server``, like a HashiCorp Vault KMIP role granted only those operations: anything else
+    is answered Operation Failed / Permission Denied by the proxy itself. ``.requests``,
+    ``.operations(since=proxy.mark(), allowed=None|True|False)``; it has ``.address``/``.port``
+    like a server, so ``kmip_options(servers=[proxy])`` and ``lab_kmip(proxy)`` work. It presents
+    the lab identity with the client's CN to PyKMIP, so ownership rules are unchanged.
+``policy_proxy`` (function) -> callable(octet, allowed=..., denial_reason=..., close_on_denial=False)
+    -> a KmipPolicyProxy on ``<net>.<octet>`` (20-99) in front of ``kmip_server``, stopped after
+    the test: for a KMS with other grants or another way of refusing.
 ``kmip_port`` -> int, ``kmiplab_net`` -> str ("127.0.20").
 ``kmip_options`` (function) -> callable(servers=None, client="mongod1", **overrides) -> dict
     of the KMIP connection options of the collection's modules (server_name, port,
@@ -80,8 +92,9 @@ if _TESTS_DIR not in sys.path:
     sys.path.insert(0, _TESTS_DIR)
 
 from kmiplab.client import lab_client  # noqa: E402
-from kmiplab.pki import LabPki, build_lab_pki  # noqa: E402
+from kmiplab.pki import LabPki, build_lab_pki, issue_server_cert  # noqa: E402
 from kmiplab.playbook import PlaybookResult, run_playbook  # noqa: E402
+from kmiplab.policy_proxy import KEY_MANAGEMENT_OPERATIONS, PSMDB_OPERATIONS, KmipPolicyProxy  # noqa: E402
 from kmiplab.ports import PlainTcpPort, SilentPort, port_is_free  # noqa: E402
 from kmiplab.server import DEFAULT_KMIP_PORT, SHARED_POLICY_NAME, PyKmipServer, shared_key_policy  # noqa: E402
 
@@ -184,6 +197,59 @@ def closed_address(kmiplab_net: str, kmip_port: int) -> str:
     if not port_is_free(address, kmip_port):
         raise RuntimeError(f"{address}:{kmip_port} is in use; closed_address needs nothing listening there")
     return address
+
+
+def _policy_proxy(
+    directory: Path, pki: LabPki, upstream: PyKmipServer, address: str, port: int, **policy: Any
+) -> KmipPolicyProxy:
+    label = f"kms-{address.rsplit('.', 1)[1]}"
+    server_cert = issue_server_cert(pki.ca, directory, label, (address, f"{label}.test"))
+    return KmipPolicyProxy(
+        address,
+        port,
+        upstream=upstream,
+        server_cert=server_cert,
+        ca_file=pki.ca.cert,
+        identities=[*pki.clients.values(), pki.encrypted_client],
+        **policy,
+    )
+
+
+@pytest.fixture(scope="session")
+def kms_psmdb_only(
+    tmp_path_factory: pytest.TempPathFactory, pki: LabPki, kmip_server: PyKmipServer, kmiplab_net: str, kmip_port: int
+) -> Iterator[KmipPolicyProxy]:
+    directory = tmp_path_factory.mktemp("kms-psmdb-only")
+    with _policy_proxy(directory, pki, kmip_server, f"{kmiplab_net}.8", kmip_port, allowed=PSMDB_OPERATIONS) as proxy:
+        yield proxy
+
+
+@pytest.fixture(scope="session")
+def kms_key_management(
+    tmp_path_factory: pytest.TempPathFactory, pki: LabPki, kmip_server: PyKmipServer, kmiplab_net: str, kmip_port: int
+) -> Iterator[KmipPolicyProxy]:
+    directory = tmp_path_factory.mktemp("kms-key-management")
+    address = f"{kmiplab_net}.9"
+    with _policy_proxy(directory, pki, kmip_server, address, kmip_port, allowed=KEY_MANAGEMENT_OPERATIONS) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def policy_proxy(
+    tmp_path: Path, pki: LabPki, kmip_server: PyKmipServer, kmiplab_net: str, kmip_port: int
+) -> Iterator[Callable[..., KmipPolicyProxy]]:
+    started: list[KmipPolicyProxy] = []
+
+    def start(octet: int, **policy: Any) -> KmipPolicyProxy:
+        if not 20 <= octet <= 99:
+            raise ValueError(f"octet: tests own {kmiplab_net}.20-99, got {octet}")
+        proxy = _policy_proxy(tmp_path, pki, kmip_server, f"{kmiplab_net}.{octet}", kmip_port, **policy)
+        started.append(proxy)
+        return proxy
+
+    yield start
+    for proxy in started:
+        proxy.stop()
 
 
 @pytest.fixture

@@ -328,7 +328,13 @@ def test_server_info_reports_each_failure_precisely(
     assert second["certificate"]["chain_ok"] and second["certificate"]["hostname_match"]
     assert second["kmip"]["version_used"] == "1.0"
     assert second["kmip"]["psmdb_operations_missing"] == []
-    assert second["kmip"]["discover_versions_supported"] is False  # PyKMIP: not in KMIP 1.0
+    assert second["kmip"]["discover_versions_supported"] is None  # not a KMIP 1.0 operation: not sent
+    assert second["kmip"]["mongod_exchange"] == {
+        "operation": "Get Attributes",
+        "key_identifier": active,
+        "result": "Success",
+    }
+    assert second["kmip"]["declined"] == [] and report["notes"] == []
     assert report["key"]["usable"] is True and report["key"]["key_format_type"] == "Raw"
     assert report["client_certificate"]["client_auth_eku"] is True
     assert report["settings"]["key_identifier"] == active

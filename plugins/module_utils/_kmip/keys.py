@@ -192,16 +192,26 @@ def check_like_mongod(session: KmipSession, key_identifier: str) -> MongodKeyChe
     Permission and other operation errors propagate: they are problems of the identity or
     of the server, not of the key, and carry their own advice.
     """
-    check = MongodKeyCheck(key_identifier=key_identifier, exists=False)
     try:
         attributes = session.get_attributes(key_identifier, ["State"])
     except KmipItemNotFoundError:
-        check.problems.append(
-            "the key does not exist on the KMIP server (or is not visible to this client certificate): "
-            "mongod would refuse to start ('Master encryption key is absent')"
-        )
-        return check
-    check.exists = True
+        return absent_key_check(key_identifier)
+    return check_after_state(session, key_identifier, attributes)
+
+
+def absent_key_check(key_identifier: str) -> MongodKeyCheck:
+    """Get Attributes(State) answered Item Not Found: mongod refuses to start."""
+    check = MongodKeyCheck(key_identifier=key_identifier, exists=False)
+    check.problems.append(
+        "the key does not exist on the KMIP server (or is not visible to this client certificate): "
+        "mongod would refuse to start ('Master encryption key is absent')"
+    )
+    return check
+
+
+def check_after_state(session: KmipSession, key_identifier: str, attributes: list[Any]) -> MongodKeyCheck:
+    """The rest of mongod's start sequence once Get Attributes(State) returned ``attributes``."""
+    check = MongodKeyCheck(key_identifier=key_identifier, exists=True)
     check.state = parse_attributes(key_identifier, attributes).state
     if check.state != ACTIVE:
         check.problems.append(

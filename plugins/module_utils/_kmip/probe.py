@@ -5,9 +5,17 @@
 # release; other collections and stand-alone modules must not import it.
 """Checking every KMIP server of a mongod the way mongod would use it (kmip_server_info).
 
-Each server is probed in its own thread (one TLS session each: connect, Discover Versions as
-the first exchange, Query), so a stalled server costs one connect_timeout_ms, not one per
-server. The session of the server mongod would select stays open for the key check.
+Each server is probed in its own thread (one TLS session each), so a stalled server costs one
+connect_timeout_ms, not one per server. The first exchange, under the connect timer, is what
+mongod itself sends at start: Get Attributes(State) of the key identifier, or of an identifier
+that exists nowhere when there is none. A server is usable when that answers (Item Not Found
+included), as for mongod, whose failover moves on after any other failure status.
+
+Then, for information only, Discover Versions (KMIP 1.1 and later: it is not a KMIP 1.0
+operation) and Query. PSMDB sends neither, so a least-privilege KMS (e.g. a HashiCorp Vault
+KMIP role granted only register, activate, get and get_attributes) may refuse them, with any
+result reason, or even drop the session: that is reported as a note, never as a problem.
+The session of the server mongod would select stays open for the rest of the key check.
 """
 
 from __future__ import annotations
@@ -15,13 +23,15 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import time
+import uuid
 from typing import Any
 
 from ansible_collections.kmipops.psmdb.plugins.module_utils._common.errors import (
     KmipConnectionError,
+    KmipItemNotFoundError,
     KmipOperationError,
-    KmipOperationNotSupportedError,
     KmipOpsError,
+    KmipPermissionDeniedError,
     KmipProtocolError,
     KmipServerError,
     KmipTlsVerifyError,
@@ -31,11 +41,43 @@ from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip.client import 
     KmipClient,
     KmipSession,
 )
+from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip.keys import (
+    MongodKeyCheck,
+    absent_key_check,
+    check_after_state,
+)
 from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip.transport import ConnectInfo, Endpoint
 from ansible_collections.kmipops.psmdb.plugins.module_utils._tls.certificates import describe_der_certificate
 
 #: Certificates that expire sooner than this are reported as a warning.
 EXPIRY_WARNING_DAYS = 30
+#: What mongod sends first at start with a keyIdentifier; the probe sends the same.
+MONGOD_FIRST_OPERATION = "Get Attributes"
+#: Answers to Get Attributes of a made-up identifier that say nothing against the identity: the
+#: server may reject the form of an identifier it did not issue. Anything else but Item Not Found
+#: fails the server, as any failure status but Item Not Found makes mongod move on.
+MADE_UP_IDENTIFIER_ANSWERS = ("Invalid Field",)
+OPERATION_DENIED_ADVICE = (
+    "This client identity may not send Get Attributes, which mongod sends at every start with a key: "
+    "grant PSMDB's operations to it (a HashiCorp Vault KMIP role needs operation_register, "
+    "operation_activate, operation_get and operation_get_attributes)"
+)
+
+
+def made_up_identifier() -> str:
+    """A key identifier no KMIP server holds (random, UUID form like most servers' own)."""
+    return str(uuid.uuid4())
+
+
+@dataclasses.dataclass
+class Note:
+    """Information that is not a problem (e.g. a least-privilege KMS refusing Query)."""
+
+    where: str
+    message: str
+
+    def as_result(self) -> dict[str, str]:
+        return {"where": self.where, "message": self.message}
 
 
 @dataclasses.dataclass
@@ -65,6 +107,10 @@ class ServerReport:
     certificate: dict[str, Any] | None = None
     kmip: dict[str, Any] = dataclasses.field(default_factory=dict)
     session: KmipSession | None = dataclasses.field(default=None, repr=False)
+    #: the answer to Get Attributes(State) of the key identifier: its attributes, or None when
+    #: the server answered Item Not Found (unset when no key identifier was probed)
+    key_state: list[Any] | None = dataclasses.field(default=None, repr=False)
+    key_found: bool | None = None
 
     def as_result(self) -> dict[str, Any]:
         return {
@@ -107,15 +153,15 @@ def _record_failure(report: ServerReport, error: KmipServerError) -> None:
         }
 
 
-def probe_server(client: KmipClient, endpoint: Endpoint) -> ServerReport:
+def probe_server(client: KmipClient, endpoint: Endpoint, key_identifier: str | None = None) -> ServerReport:
     start = time.monotonic()
-    report = _probe(client, endpoint)
+    report = _probe(client, endpoint, key_identifier)
     report.elapsed_ms = round((time.monotonic() - start) * 1000, 1)
     return report
 
 
-def _probe(client: KmipClient, endpoint: Endpoint) -> ServerReport:
-    """Connect, Discover Versions (first exchange, under the connect timer) and Query."""
+def _probe(client: KmipClient, endpoint: Endpoint, key_identifier: str | None) -> ServerReport:
+    """Connect, mongod's Get Attributes(State) under the connect timer, then Discover Versions and Query."""
     report = ServerReport(endpoint=endpoint)
     info = ConnectInfo()
     try:
@@ -125,59 +171,108 @@ def _probe(client: KmipClient, endpoint: Endpoint) -> ServerReport:
         _record_failure(report, error)
         return report
     _record_connect(report, info)
-    kmip: dict[str, Any] = {
+    exchange: dict[str, Any] = {
+        "operation": MONGOD_FIRST_OPERATION,
+        "key_identifier": key_identifier,
+        "result": None,
+    }
+    report.kmip = {
         "version_used": client.kmip_version,
+        "mongod_exchange": exchange,
+        "latency_ms": None,
         "discover_versions_supported": None,
         "versions": None,
         "offers_1_0": None,
         "operations": None,
         "psmdb_operations_missing": None,
-        "latency_ms": None,
+        "declined": [],
     }
-    report.kmip = kmip
+    start = time.monotonic()
     try:
-        start = time.monotonic()
-        try:
-            kmip["versions"] = session.discover_versions()
-            kmip["discover_versions_supported"] = True
-            kmip["offers_1_0"] = "1.0" in kmip["versions"]
-        except KmipOperationNotSupportedError as error:
-            # Still a well-formed KMIP answer: the server speaks the version, it just lacks the operation.
-            kmip["discover_versions_supported"] = False
-            kmip["discover_versions_error"] = error.reason
-        kmip["latency_ms"] = round((time.monotonic() - start) * 1000, 1)
-        try:
-            kmip["operations"] = session.query_operations()
-            kmip["psmdb_operations_missing"] = [op for op in PSMDB_OPERATIONS if op not in kmip["operations"]]
-        except KmipOperationNotSupportedError as error:
-            kmip["query_error"] = error.reason
+        attributes = session.get_attributes(key_identifier or made_up_identifier(), ["State"])
+        exchange["result"] = "Success"
+        if key_identifier:
+            report.key_found, report.key_state = True, attributes
+    except KmipItemNotFoundError as error:
+        exchange["result"] = error.reason
+        if key_identifier:
+            report.key_found = False
     except KmipOperationError as error:
-        # e.g. Permission Denied: PyKMIP accepts a certificate without extendedKeyUsage in TLS, then
-        # refuses every request
-        session.close()
-        _record_failure(report, error)
-        return report
+        # e.g. Permission Denied: the identity may not read keys (a KMS role without get_attributes,
+        # a key owned by another identity, PyKMIP refusing a certificate without clientAuth)
+        exchange["result"] = error.reason
+        if key_identifier or error.reason not in MADE_UP_IDENTIFIER_ANSWERS:
+            session.close()
+            if isinstance(error, KmipPermissionDeniedError) and not key_identifier:
+                # no object is involved: it is the operation that this identity may not send
+                error = KmipPermissionDeniedError(
+                    error.server, error.operation, error.reason, error.server_message, OPERATION_DENIED_ADVICE
+                )
+            _record_failure(report, error)
+            return report
     except (KmipConnectionError, KmipProtocolError) as error:
         session.close()
         _record_failure(report, error)
         return report
+    report.kmip["latency_ms"] = round((time.monotonic() - start) * 1000, 1)
     report.ok = True
-    report.session = session
+    report.session = _ask_for_information(session, report.kmip)
     return report
 
 
-def probe_all(client: KmipClient) -> list[ServerReport]:
+def _ask_for_information(session: KmipSession, kmip: dict[str, Any]) -> KmipSession | None:
+    """Discover Versions and Query, which mongod never sends; the session, or None if they ended it.
+
+    A refusal, whatever its result reason, is recorded in ``kmip["declined"]``: HashiCorp
+    Vault grants operation_discover_versions and operation_query per role, separately from what
+    PSMDB needs.
+    """
+    asks: list[tuple[str, Any]] = [("Query", session.query_operations)]
+    if session.kmip_version != "1.0":  # not a KMIP 1.0 operation: mongod's protocol has none
+        asks.insert(0, ("Discover Versions", session.discover_versions))
+    for operation, ask in asks:
+        try:
+            answer = ask()
+        except KmipOperationError as error:
+            kmip["declined"].append({"operation": operation, "reason": error.reason, "message": error.server_message})
+            if operation == "Discover Versions":
+                kmip["discover_versions_supported"] = False
+            continue
+        except (KmipConnectionError, KmipProtocolError) as error:
+            # Some servers end the session on a refused operation: what mongod does still worked.
+            kmip["declined"].append({"operation": operation, "reason": None, "message": str(error)})
+            session.close()
+            return None
+        if operation == "Discover Versions":
+            kmip.update(discover_versions_supported=True, versions=answer, offers_1_0="1.0" in answer)
+        else:
+            kmip["operations"] = answer
+            kmip["psmdb_operations_missing"] = [op for op in PSMDB_OPERATIONS if op not in answer]
+    return session
+
+
+def probe_all(client: KmipClient, key_identifier: str | None = None) -> list[ServerReport]:
     """Every server, concurrently; more passes (connect_retries) only while none works, like mongod."""
     reports: dict[Endpoint, ServerReport] = {}
     for _pass in range(client.passes):
         todo = [ep for ep in client.endpoints if ep not in reports or not reports[ep].ok]
         with concurrent.futures.ThreadPoolExecutor(max_workers=len(todo)) as pool:
-            for endpoint, report in zip(todo, pool.map(lambda ep: probe_server(client, ep), todo), strict=True):
+            outcomes = pool.map(lambda ep: probe_server(client, ep, key_identifier), todo)
+            for endpoint, report in zip(todo, outcomes, strict=True):
                 report.attempts = (reports[endpoint].attempts if endpoint in reports else 0) + 1
                 reports[endpoint] = report
         if any(r.ok for r in reports.values()):
             break
     return [reports[ep] for ep in client.endpoints]
+
+
+def check_selected_key(client: KmipClient, selected: ServerReport, key_identifier: str) -> MongodKeyCheck:
+    """mongod's start sequence on the selected server, from the probe's Get Attributes(State) on."""
+    if not selected.key_found:
+        return absent_key_check(key_identifier)
+    if selected.session is None:  # Query or Discover Versions ended the probe's session
+        selected.session = client.open(selected.endpoint)
+    return check_after_state(selected.session, key_identifier, selected.key_state or [])
 
 
 def server_problems(reports: list[ServerReport], selected: ServerReport | None, kmip_version: str) -> list[Problem]:
@@ -210,6 +305,36 @@ def server_problems(reports: list[ServerReport], selected: ServerReport | None, 
             Problem("kmip_version", f"checked with KMIP {kmip_version}; PSMDB itself speaks only KMIP 1.0", "warning")
         )
     return problems
+
+
+def server_notes(reports: list[ServerReport]) -> list[Note]:
+    """What usable servers declined that mongod never sends, and what is therefore not proven."""
+    notes = []
+    for report in reports:
+        if not report.ok:
+            continue
+        where = report.endpoint.label
+        exchange = report.kmip["mongod_exchange"]
+        if exchange["key_identifier"] is None and exchange["result"] in MADE_UP_IDENTIFIER_ANSWERS:
+            notes.append(
+                Note(
+                    where,
+                    f"Get Attributes of an identifier that exists nowhere answered {exchange['result']}, not "
+                    "Item Not Found: the server may refuse identifiers it did not issue. Give key_identifier "
+                    "to check the identity with mongod's own key",
+                )
+            )
+        for declined in report.kmip["declined"]:
+            how = f"({declined['reason']})" if declined["reason"] else f"and ended the session ({declined['message']})"
+            text = f"the server declined {declined['operation']} {how}; PSMDB never sends it, so mongod is not affected"
+            if declined["operation"] == "Query":
+                text += (
+                    ". Which operations it offers is therefore unknown: mongod's Get Attributes was answered "
+                    f"({exchange['result']}), while Register and Activate, sent by mongod's first start without "
+                    "a keyIdentifier, cannot be tried without creating a key"
+                )
+            notes.append(Note(where, text))
+    return notes
 
 
 def key_check_problem(where: str, error: KmipOpsError) -> Problem:
