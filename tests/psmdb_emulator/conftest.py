@@ -85,8 +85,16 @@ def mongod(tmp_path: Path) -> Iterator[Callable[..., MongodProcess]]:
     """Start emulated mongods (see ``start_mongod``); any still running at teardown is killed."""
     started: list[MongodProcess] = []
 
-    def start(*args: str, db_path: Path | None = None, with_db_path: bool = True) -> MongodProcess:
-        handle = start_mongod(tmp_path, len(started), *args, db_path=db_path, with_db_path=with_db_path)
+    def start(
+        *args: str,
+        db_path: Path | None = None,
+        with_db_path: bool = True,
+        with_server: bool = False,
+        env: dict[str, str] | None = None,
+    ) -> MongodProcess:
+        handle = start_mongod(
+            tmp_path, len(started), *args, db_path=db_path, with_db_path=with_db_path, with_server=with_server, env=env
+        )
         started.append(handle)
         return handle
 

@@ -27,8 +27,13 @@ class DataStore(Protocol):
 
     def drop_db(self, name: str) -> None: ...
 
-    def encryption_status(self) -> dict[str, Any]:
-        """The ``serverStatus().encryptionAtRest`` document (see psmdb-kmip.md section 5)."""
+    def encryption_status(self) -> dict[str, Any] | None:
+        """The ``serverStatus().encryptionAtRest`` document (psmdb-kmip.md section 5).
+
+        None when the emulated build has no such section: the default, as PSMDB 7.0.14-8 has none
+        (``PSMDB_EMULATOR_ENCRYPTION_STATUS=1`` emulates a newer build that has it). serverStatus
+        then leaves the field out.
+        """
         ...
 
 

@@ -16,6 +16,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import ssl
 import subprocess
 import sys
@@ -134,9 +135,11 @@ class KmipAdmin:
             reasons = [entry["attr"]["reason"] for entry in self.log.entries if entry["id"] == 29117]
             raise AssertionError(f"KMIP admin operation failed: {reasons[-3:]}") from None
 
-    def register(self, *, activate: bool) -> str:
+    def register(self, *, activate: bool, material: bytes | None = None) -> str:
+        """Register a 256-bit key (random, or ``material``), Active when ``activate``."""
+
         def run(session: KmipSession) -> str:
-            uid = session.register_symmetric_key(generate_master_key())
+            uid = session.register_symmetric_key(material or generate_master_key())
             if activate:
                 session.activate(uid)
             return uid
@@ -159,6 +162,12 @@ class KmipAdmin:
     def destroy(self, uid: str) -> None:
         payload = payloads.DestroyRequestPayload(unique_identifier=UniqueIdentifier(uid))
         self._run(lambda session: session.execute(enums.Operation.DESTROY, payload))
+
+
+def kmip_object_count(server: PyKmipServer) -> int:
+    """How many managed objects the PyKMIP server holds (read-only look at its database)."""
+    with contextlib.closing(sqlite3.connect(f"file:{server.database_path}?mode=ro", uri=True, timeout=60)) as db:
+        return int(db.execute("SELECT COUNT(*) FROM managed_objects").fetchone()[0])
 
 
 class WrongHostTls:
@@ -248,12 +257,18 @@ class MongodProcess:
 
 
 def start_mongod(
-    workdir: Path, index: int, *args: str, db_path: Path | None = None, with_db_path: bool = True
+    workdir: Path,
+    index: int,
+    *args: str,
+    db_path: Path | None = None,
+    with_db_path: bool = True,
+    with_server: bool = False,
+    env: dict[str, str] | None = None,
 ) -> MongodProcess:
     """Run ``bin/mongod`` under this interpreter, logging to ``workdir/mongod-<index>.log``.
 
-    The network half is disabled (PSMDB_EMULATOR_NO_SERVER=1): these tests cover start-up,
-    encryption and shutdown, and must not depend on the wire-protocol server.
+    The network half is disabled (PSMDB_EMULATOR_NO_SERVER=1) unless ``with_server``: these
+    tests cover start-up, encryption and shutdown. ``env`` adds variables (test hooks...).
     """
     db = db_path or workdir / "db"
     db.mkdir(exist_ok=True)
@@ -269,6 +284,11 @@ def start_mongod(
             stdin=subprocess.DEVNULL,
             stdout=stderr,
             stderr=stderr,
-            env={**os.environ, "PSMDB_EMULATOR_NO_SERVER": "1", "PYTHONWARNINGS": "ignore"},
+            env={
+                **os.environ,
+                "PSMDB_EMULATOR_NO_SERVER": "0" if with_server else "1",
+                "PYTHONWARNINGS": "ignore",
+                **(env or {}),
+            },
         )
     return MongodProcess(process, log_path, db, stderr_path)

@@ -6,6 +6,7 @@ import datetime
 import json
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any, TextIO
 
 SEVERITIES = ("F", "E", "W", "I", "D1", "D2")
@@ -14,9 +15,13 @@ SEVERITIES = ("F", "E", "W", "I", "D1", "D2")
 class Logger:
     """Writes one JSON document per line to systemLog.path (or stdout), like mongod."""
 
-    def __init__(self, path: str | None = None, append: bool = True) -> None:
+    def __init__(
+        self, path: str | None = None, append: bool = True, after_log: Callable[[int], None] | None = None
+    ) -> None:
         # re-entrant: a signal handler may log while the interrupted thread holds the lock
         self._lock = threading.RLock()
+        # called with each log id once its line is written (mongod's fork waits for 23016)
+        self._after_log = after_log
         self._stream: TextIO
         if path:
             self._stream = open(path, "a" if append else "w", encoding="utf-8")  # noqa: SIM115
@@ -50,6 +55,8 @@ class Logger:
         with self._lock:
             self._stream.write(text + "\n")
             self._stream.flush()
+        if self._after_log is not None:
+            self._after_log(log_id)
 
     def close(self) -> None:
         with self._lock:

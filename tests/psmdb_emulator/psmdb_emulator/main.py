@@ -37,6 +37,7 @@ EXIT_CLEAN = 0
 EXIT_BAD_OPTIONS = 2
 EXIT_ABRUPT = 14
 EXIT_DB_PATH = 100
+READY_FD_ENV = "PSMDB_EMULATOR_READY_FD"
 
 BUILD_INFO: dict[str, Any] = {
     "version": options_module.VERSION,
@@ -124,9 +125,11 @@ class _DbPathLock:
 
 
 def _fork_and_wait_for_child() -> int | None:
-    """processManagement.fork: the parent waits for the child's verdict and exits with it.
+    """processManagement.fork: the parent waits for the child's verdict and exits with it, as mongod.
 
-    Returns None in the child (which continues), or the parent's exit code.
+    Returns None in the child (which continues), or the parent's exit code. The child reports
+    readiness once it waits for connections; a child that exits first (a rotation run, exit 0,
+    or a failure) is judged by its exit status: 0 is success, N is "exited with error number N".
     """
     read_fd, write_fd = os.pipe()
     print("about to fork child process, waiting until server is ready for connections.", flush=True)
@@ -134,24 +137,33 @@ def _fork_and_wait_for_child() -> int | None:
     if pid == 0:
         os.close(read_fd)
         os.setsid()
-        os.environ["PSMDB_EMULATOR_READY_FD"] = str(write_fd)
+        os.environ[READY_FD_ENV] = str(write_fd)
         return None
     os.close(write_fd)
     print(f"forked process: {pid}", flush=True)
     with os.fdopen(read_fd, "rb") as pipe:
-        verdict = pipe.read(1)
-    if verdict == b"1":
+        ready = pipe.read(1) == b"1"
+    code = EXIT_CLEAN
+    if not ready:
+        _, status = os.waitpid(pid, 0)
+        # mongod's parent exits with WEXITSTATUS (1001 -> 233); a child killed by a signal: abrupt [I]
+        code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else EXIT_ABRUPT
+    if code == EXIT_CLEAN:
         print("child process started successfully, parent exiting", flush=True)
-        return EXIT_CLEAN
-    _, status = os.waitpid(pid, 0)
-    code = os.waitstatus_to_exitcode(status)
-    print(f"ERROR: child process failed, exited with {code}", file=sys.stderr, flush=True)
-    print('To see additional information in this output, start without the "--fork" option.', file=sys.stderr)
-    return code if code > 0 else 1
+    else:
+        print(f"ERROR: child process failed, exited with error number {code}", flush=True)
+        print('To see additional information in this output, start without the "--fork" option.', flush=True)
+    return code
+
+
+def _notify_parent_when_listening(log_id: int) -> None:
+    """The forking parent waits for "ready": mongod signals it once it waits for connections."""
+    if log_id == 23016:
+        _notify_parent_ready()
 
 
 def _notify_parent_ready() -> None:
-    ready_fd = os.environ.pop("PSMDB_EMULATOR_READY_FD", None)
+    ready_fd = os.environ.pop(READY_FD_ENV, None)
     if ready_fd is None:
         return
     fd = int(ready_fd)
@@ -187,7 +199,11 @@ def main(argv: Sequence[str] | None = None, serve: ServeFunction | None = None) 
     if options.system_log.destination == "syslog":
         sys.stderr.write("systemLog.destination syslog is not supported by the PSMDB emulator\n")
         return EXIT_BAD_OPTIONS
-    logger = Logger(options.system_log.path, append=options.system_log.log_append)
+    logger = Logger(
+        options.system_log.path,
+        append=options.system_log.log_append,
+        after_log=_notify_parent_when_listening if options.process_management.fork else None,
+    )
     try:
         return _run(options, logger, serve)
     finally:
@@ -231,7 +247,7 @@ def _run(options: Options, logger: Logger, serve: ServeFunction | None) -> int:
     logger.log(
         "I", "CONTROL", 51765, "Operating System", {"os": {"name": platform.system(), "version": platform.release()}}
     )
-    logger.log("I", "CONTROL", 21951, "Options set by command line", {"options": options.redacted_parsed()})
+    logger.log("I", "CONTROL", 21951, "Options set by command line", {"options": options.censored_parsed()})
 
     if not db_path.is_dir():
         logger.log(
@@ -313,7 +329,6 @@ def _run_locked(options: Options, logger: Logger, serve: ServeFunction | None, s
         )
         monitor.start()
     serve_function = serve or _load_serve()
-    _notify_parent_ready()
     try:
         if serve_function is None:
             _wait_without_server(options, logger, shutdown)

@@ -26,7 +26,12 @@ MIN_KMIP_CONNECT_TIMEOUT_MS = 1000
 DEFAULT_KMIP_KEY_STATE_POLLING_SECONDS = 900
 CIPHER_MODES = ("AES256-CBC", "AES256-GCM")
 TLS_MODES = ("disabled", "allowTLS", "preferTLS", "requireTLS")
-PASSWORD_KEYS = frozenset({"net.tls.certificateKeyFilePassword", "security.kmip.clientCertificatePassword"})
+# Options mongod censors in getCmdLineOpts and log 21951: only those declared ``redact: true`` in
+# their IDL (MongoDB's cmdline_utils/censor_cmdline.cpp). PSMDB's mongod_options_encryption.idl
+# does NOT mark security.kmip.clientCertificatePassword, so mongod shows it: so does the emulator.
+REDACTED_KEYS = frozenset({"net.tls.certificateKeyFilePassword", "net.tls.clusterPassword"})
+REDACTED_FLAGS = frozenset({"tlsCertificateKeyFilePassword", "tlsClusterPassword"})
+CENSORED = "<password>"
 
 
 class OptionsError(Exception):
@@ -279,25 +284,42 @@ class Options:
     config_file: str | None = None
     # argv and parsed may hold passwords: kept out of repr()
     argv: list[str] = dataclasses.field(default_factory=list, repr=False)
-    # getCmdLineOpts().parsed: what was set, typed, nested like the YAML (passwords included,
-    # as PSMDB's IDL does not redact kmip.clientCertificatePassword; log redacted_parsed())
+    # what was set, typed, nested like the YAML, passwords included
     parsed: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
 
-    def redacted_parsed(self) -> dict[str, Any]:
-        """``parsed`` with passwords replaced, for logs (id 21951) and anything shown to users."""
-        return _redact(self.parsed, "")
+    def censored_parsed(self) -> dict[str, Any]:
+        """``parsed`` as mongod shows it in getCmdLineOpts and log 21951 (see ``censor_parsed``)."""
+        return censor_parsed(self.parsed)
 
 
-def _redact(node: dict[str, Any], prefix: str) -> dict[str, Any]:
+def censor_parsed(parsed: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """mongod's censorBSONObj: string values of ``redact: true`` options become "<password>".
+
+    security.kmip.clientCertificatePassword is not one of them: PSMDB echoes it.
+    """
     out: dict[str, Any] = {}
-    for key, value in node.items():
+    for key, value in parsed.items():
         dotted = f"{prefix}{key}"
         if isinstance(value, dict):
-            out[key] = _redact(value, dotted + ".")
-        elif dotted in PASSWORD_KEYS:
-            out[key] = "<password>"
+            out[key] = censor_parsed(value, dotted + ".")
+        elif dotted in REDACTED_KEYS and isinstance(value, str):
+            out[key] = CENSORED
         else:
             out[key] = value
+    return out
+
+
+def censor_argv(argv: Sequence[str]) -> list[str]:
+    """mongod's censorArgsVector: the value after (or ``=`` of) a ``redact: true`` flag."""
+    out = list(argv)
+    for index, arg in enumerate(out):
+        name, has_value, _ = arg.partition("=")
+        if name.lstrip("-") not in REDACTED_FLAGS or not name.startswith("-"):
+            continue
+        if has_value:
+            out[index] = f"{name}={CENSORED}"
+        elif index + 1 < len(out):
+            out[index + 1] = CENSORED
     return out
 
 

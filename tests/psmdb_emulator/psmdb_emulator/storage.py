@@ -4,6 +4,8 @@ Layout (mirrors what PSMDB keeps, not WiredTiger's file format):
 
 - ``<dbPath>/storage.bson``: BSON ``{storage: {engine: "wiredTiger", options: {...}}}``; with
   KMIP encryption ``options.encryption.kmip.keyId`` holds the master key id (psmdb-kmip.md s.3).
+  Data encrypted with a key file has NO encryption options there (PSMDB never serialises a key
+  file path into the storage engine metadata): only ``key.db`` tells it from plain data.
 - ``<dbPath>/key.db/keystore.wt``: the per-database keys, BSON encrypted with the master key.
 - ``<dbPath>/databases/<name>.wt``: one blob per database, encrypted with that database's key.
 
@@ -20,6 +22,7 @@ import secrets
 import shutil
 import threading
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +43,10 @@ CIPHER_CBC = "AES256-CBC"
 CIPHER_GCM = "AES256-GCM"
 CIPHER_MODES = (CIPHER_CBC, CIPHER_GCM)
 KEY_BYTES = 32
+
+# serverStatus().encryptionAtRest exists only in builds with PSMDB-1633 (2025), not in 7.0.14-8:
+# this variable (test-only) makes the emulator behave like such a newer build.
+ENCRYPTION_STATUS_ENV = "PSMDB_EMULATOR_ENCRYPTION_STATUS"
 
 _PLAIN_MAGIC = b"PSMDBEMU-PLAIN1\n"
 _ENCRYPTED_MAGIC = b"PSMDBEMU-ENCRY1\n"
@@ -144,11 +151,23 @@ def read_storage_metadata(db_path: str | os.PathLike[str]) -> dict[str, Any] | N
 
 
 def write_storage_metadata(db_path: str | os.PathLike[str], encryption: dict[str, Any] | None) -> None:
-    """Write storage.bson as PSMDB does: engine wiredTiger, encryption options when enabled."""
+    """Write storage.bson as PSMDB does: engine wiredTiger, encryption options for KMIP/Vault only."""
     options: dict[str, Any] = {"directoryPerDB": False, "directoryForIndexes": False}
     if encryption is not None:
         options["encryption"] = encryption
     document = {"storage": {"engine": "wiredTiger", "options": options}}
+    _write_atomically(Path(db_path) / STORAGE_BSON, bson.encode(document))
+
+
+def replace_storage_encryption(db_path: str | os.PathLike[str], encryption: dict[str, Any]) -> None:
+    """PSMDB's writeMetadata for a new key id: existing options kept, ``encryption`` replaced."""
+    storage = read_storage_metadata(db_path)
+    if storage is None:
+        write_storage_metadata(db_path, encryption)
+        return
+    options = {key: value for key, value in (storage.get("options") or {}).items() if key != "encryption"}
+    options["encryption"] = encryption
+    document = {"storage": {**storage, "options": options}}
     _write_atomically(Path(db_path) / STORAGE_BSON, bson.encode(document))
 
 
@@ -235,30 +254,65 @@ class Keystore:
         with self._lock:
             return sorted(self._keys)
 
-    def write_reencrypted(self, destination: Path, new_master_key: bytes) -> None:
-        """Clone this keystore into ``destination`` under a new master key (rotation step 3).
+    def clone_into(self, destination: Path, new_master_key: bytes, midway: Callable[[], None] | None = None) -> None:
+        """Clone this keystore into the existing ``destination`` under a new master key.
 
         The database keys themselves are unchanged, as in PSMDB: only the keystore is
-        re-encrypted.
+        re-encrypted. The file is written in two halves and ``midway`` runs between them, so a
+        process killed during the clone leaves a partial ``key.db.rotation`` as WiredTiger would.
         """
-        destination.mkdir(mode=0o700)
         with self._lock:
             blob = self._serialise(new_master_key)
-        _write_atomically(destination / KEYSTORE_FILE, blob)
+        half = len(blob) // 2
+        with open(destination / KEYSTORE_FILE, "wb") as handle:
+            handle.write(blob[:half])
+            handle.flush()
+            os.fsync(handle.fileno())
+            if midway is not None:
+                midway()
+            handle.write(blob[half:])
+            handle.flush()
+            os.fsync(handle.fileno())
         _fsync_dir(destination)
 
 
-def swap_rotated_keystore(db_path: Path) -> None:
-    """key.db -> key.db.rotated (replacing an older backup), key.db.rotation -> key.db."""
+def swap_rotated_keystore(db_path: Path, between_renames: Callable[[], None] | None = None) -> None:
+    """key.db -> key.db.rotated (replacing an older backup), key.db.rotation -> key.db.
+
+    ``between_renames`` runs after the first rename: a crash there leaves no ``key.db`` at all.
+    """
     rotated = db_path / ROTATED_DIR
     if rotated.exists():
         shutil.rmtree(rotated)
     os.rename(db_path / KEYSTORE_DIR, rotated)
+    _fsync_dir(db_path)
+    if between_renames is not None:
+        between_renames()
     os.rename(db_path / ROTATION_DIR, db_path / KEYSTORE_DIR)
     _fsync_dir(db_path)
 
 
+def encryption_status_in_server_status() -> bool:
+    """Whether the emulated build has ``serverStatus().encryptionAtRest`` (off for 7.0.14-8)."""
+    return os.environ.get(ENCRYPTION_STATUS_ENV) == "1"
+
+
 # -- data stores (psmdb_emulator.contracts.DataStore) -----------------------------------------
+
+
+def data_file_kinds(db_path: str | os.PathLike[str]) -> set[str]:
+    """ "plain" / "encrypted" for the database files present (by their header); empty without data."""
+    data_dir = Path(db_path) / DATA_DIR
+    kinds: set[str] = set()
+    if not data_dir.is_dir():
+        return kinds
+    for entry in data_dir.iterdir():
+        if not (entry.is_file() and entry.name.endswith(DATA_SUFFIX)):
+            continue
+        with open(entry, "rb") as handle:
+            header = handle.read(len(_PLAIN_MAGIC))
+        kinds.add("encrypted" if header == _ENCRYPTED_MAGIC else "plain" if header == _PLAIN_MAGIC else "unknown")
+    return kinds
 
 
 def _data_file(db_path: Path, name: str) -> Path:
@@ -327,8 +381,8 @@ class PlainDataStore(_FileDataStore):
             raise StorageError(f"database {name!r}: unknown file format")
         return raw[len(_PLAIN_MAGIC) :]
 
-    def encryption_status(self) -> dict[str, Any]:
-        return {"encryptionEnabled": False}
+    def encryption_status(self) -> dict[str, Any] | None:
+        return {"encryptionEnabled": False} if encryption_status_in_server_status() else None
 
 
 class EncryptedDataStore(_FileDataStore):
@@ -370,7 +424,9 @@ class EncryptedDataStore(_FileDataStore):
     def _forget(self, name: str) -> None:
         self.keystore.forget(name)
 
-    def encryption_status(self) -> dict[str, Any]:
+    def encryption_status(self) -> dict[str, Any] | None:
+        if not encryption_status_in_server_status():
+            return None
         return {
             "encryptionEnabled": True,
             "encryptionCipherMode": self.cipher_mode,

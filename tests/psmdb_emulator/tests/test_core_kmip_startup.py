@@ -7,8 +7,10 @@ as a process writes it are covered in test_core_process.py.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +23,13 @@ from psmdb_emulator.encryption import (
     MSG_KEY_ID_MISMATCH,
     MSG_KEY_NOT_ACTIVE,
     MSG_KEYFILE_DATA,
+    MSG_PRE_ACTIVE,
     MSG_VAULT_DATA,
+    READ_FAILED,
+    SAVE_FAILED,
     EncryptionError,
     StartedStorage,
+    StorageEngineError,
     start_storage,
 )
 from psmdb_emulator.lab import KMIP1, KMIP_PORT, REFUSED, SILENT, WRONG_HOST, KmipAdmin, KmipLab
@@ -42,12 +48,24 @@ class Run:
         self.log_path = tmp_path / "mongod.log"
 
     def start(self, *hosts: str, **flags: Any) -> StartedStorage:
-        options = parse_args(["--dbpath", str(self.db_path), *self.lab.kmip_args(*hosts, **flags)])
+        return self.start_with(*self.lab.kmip_args(*hosts, **flags))
+
+    def start_with(self, *args: str) -> StartedStorage:
         logger = Logger(str(self.log_path))
         try:
-            return start_storage(options, logger)
+            return start_storage(parse_args(["--dbpath", str(self.db_path), *args]), logger)
         finally:
             logger.close()
+
+    def key_file(self, material: bytes) -> str:
+        path = self.tmp_path / "keyfile"
+        path.write_bytes(base64.b64encode(material) + b"\n")
+        path.chmod(0o600)
+        return str(path)
+
+    @property
+    def key_db(self) -> str:
+        return str(self.db_path / "key.db")
 
     def log(self) -> list[dict[str, Any]]:
         if not self.log_path.exists():
@@ -119,7 +137,8 @@ def test_registered_key_material_is_what_mongod_generated(run: Run, kmip_admin: 
     storage.Keystore.open(run.db_path / storage.KEYSTORE_DIR, stored, "AES256-CBC")
 
 
-def test_storage_bson_records_the_kmip_key_id(run: Run) -> None:
+def test_storage_bson_records_the_kmip_key_id(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(storage.ENCRYPTION_STATUS_ENV, "1")  # a newer build, with encryptionAtRest
     started = run.start()
     document = bson.decode((run.db_path / "storage.bson").read_bytes())
     assert document == {
@@ -178,16 +197,20 @@ def test_activate_keys_false_registers_without_activate_and_reads_with_get_only(
     assert server.operations(since) == ["Get"]
 
 
-def test_different_key_identifier_than_stored_is_refused(run: Run, kmip_admin: KmipAdmin) -> None:
+def test_i10_4_different_key_identifier_error_document(run: Run, kmip_admin: KmipAdmin) -> None:
     started = run.start()
     other = kmip_admin.register(activate=True)
     with pytest.raises(EncryptionError) as refused:
         run.start(kmipKeyIdentifier=other)
     assert refused.value.to_document() == {
-        "what": "key reading failed",
-        "reason": MSG_KEY_ID_MISMATCH,
-        "configured": {"kmipKeyIdentifier": started.key_id},
-        "provided": {"kmipKeyIdentifier": other},
+        "what": "Can't create encryption key database",
+        "reason": {
+            "what": "key reading failed",
+            "reason": MSG_KEY_ID_MISMATCH,
+            "configured": {"kmipKeyIdentifier": started.key_id},
+            "provided": {"kmipKeyIdentifier": other},
+        },
+        "encryptionKeyDatabaseDirectory": run.key_db,
     }
 
 
@@ -196,38 +219,58 @@ def test_same_key_identifier_as_stored_is_accepted(run: Run) -> None:
     assert run.start(kmipKeyIdentifier=started.key_id).key_id == started.key_id
 
 
-def test_absent_key_is_refused(run: Run) -> None:
+def test_i10_4_absent_key_error_document(run: Run) -> None:
     with pytest.raises(EncryptionError) as refused:
         run.start(kmipKeyIdentifier="4242424242")
-    assert refused.value.reason == MSG_KEY_ABSENT
+    assert refused.value.to_document() == {
+        "what": "Can't create encryption key database",
+        "reason": {
+            "what": "key reading failed",
+            "reason": MSG_KEY_ABSENT,
+            "keyManagementFacilityType": "KMIP server",
+            "keyIdentifier": {"kmipKeyIdentifier": "4242424242"},
+        },
+        "encryptionKeyDatabaseDirectory": run.key_db,
+    }
 
 
-def test_deactivated_key_is_refused_with_its_state(run: Run, kmip_admin: KmipAdmin) -> None:
-    admin = kmip_admin
-    uid = admin.register(activate=True)
-    admin.revoke(uid)
+def test_i10_4_deactivated_key_error_document_has_its_state(run: Run, kmip_admin: KmipAdmin) -> None:
+    uid = kmip_admin.register(activate=True)
+    kmip_admin.revoke(uid)
     with pytest.raises(EncryptionError) as refused:
         run.start(kmipKeyIdentifier=uid)
-    assert refused.value.reason == MSG_KEY_NOT_ACTIVE
-    assert refused.value.details["keyState"] == "Deactivated"
+    assert refused.value.to_document() == {
+        "what": "Can't create encryption key database",
+        "reason": {
+            "what": "key reading failed",
+            "reason": MSG_KEY_NOT_ACTIVE,
+            "keyManagementFacilityType": "KMIP server",
+            "keyIdentifier": {"kmipKeyIdentifier": uid},
+            "keyState": "Deactivated",
+        },
+        "encryptionKeyDatabaseDirectory": run.key_db,
+    }
 
 
-def test_pre_active_key_tolerated_when_activate_keys_unset(run: Run, kmip_admin: KmipAdmin) -> None:
+def test_i10_4_pre_active_key_tolerated_with_29124_when_activate_keys_unset(run: Run, kmip_admin: KmipAdmin) -> None:
     uid = kmip_admin.register(activate=False)
     started = run.start(kmipKeyIdentifier=uid)
     assert started.key_id == uid
     assert not started.poll_key_state  # 7.0.14-8: no polling after a pre-active start
     warning = run.entries(29124)
-    assert warning[0]["s"] == "W"
-    assert warning[0]["msg"].startswith("Data-at-rest encryption was initialized with a pre-active master key.")
+    assert (warning[0]["s"], warning[0]["msg"]) == ("W", MSG_PRE_ACTIVE)
+    assert warning[0]["attr"] == {
+        "keyManagementFacilityType": "KMIP server",
+        "keyIdentifier": {"kmipKeyIdentifier": uid},
+    }
 
 
 def test_pre_active_key_refused_when_activate_keys_explicitly_true(run: Run, kmip_admin: KmipAdmin) -> None:
     uid = kmip_admin.register(activate=False)
     with pytest.raises(EncryptionError) as refused:
         run.start(kmipKeyIdentifier=uid, kmipActivateKeys="true")
-    assert refused.value.reason == MSG_KEY_NOT_ACTIVE
-    assert refused.value.details["keyState"] == "Pre-Active"
+    assert refused.value.key_error["reason"] == MSG_KEY_NOT_ACTIVE
+    assert refused.value.key_error["keyState"] == "Pre-Active"
 
 
 def test_key_of_another_owner_is_a_session_failure_not_absent(run: Run, kmip_lab: KmipLab) -> None:
@@ -237,7 +280,10 @@ def test_key_of_another_owner_is_a_session_failure_not_absent(run: Run, kmip_lab
     uid = other.register(activate=True)
     with pytest.raises(EncryptionError) as refused:
         run.start(kmipKeyIdentifier=uid)
-    assert refused.value.what == "reading the master key from the KMIP server failed"
+    assert refused.value.key_error == {
+        "what": "key reading failed",
+        "reason": READ_FAILED + "KMIP sessions failed for all the server hosts. No more remaining attempts.",
+    }
     warning = run.entries(29117)[0]
     assert "reason: Permission Denied" in warning["attr"]["reason"]
 
@@ -258,8 +304,14 @@ def test_failover_uses_next_server_in_order(run: Run, kmip_lab: KmipLab) -> None
 def test_all_servers_down_retries_passes_then_fails(run: Run) -> None:
     with pytest.raises(EncryptionError) as refused:
         run.start(REFUSED, WRONG_HOST, kmipConnectRetries=2)
-    assert refused.value.what == "saving the master key to the KMIP server failed"
-    assert refused.value.reason == "KMIP sessions failed for all the server hosts. No more remaining attempts."
+    assert refused.value.to_document() == {
+        "what": "Can't create encryption key database",
+        "reason": {
+            "what": "key saving failed",
+            "reason": SAVE_FAILED + "KMIP sessions failed for all the server hosts. No more remaining attempts.",
+        },
+        "encryptionKeyDatabaseDirectory": run.key_db,
+    }
     hosts = [entry["attr"]["serverHost"] for entry in run.entries(29117)]
     assert hosts == [f"{REFUSED}:{KMIP_PORT}", f"{WRONG_HOST}:{KMIP_PORT}"] * 3
     retries = run.entries(29118)
@@ -294,17 +346,56 @@ def test_server_names_are_split_without_trimming(run: Run) -> None:
 
 
 def test_vault_encrypted_data_is_refused(run: Run) -> None:
-    storage.write_storage_metadata(run.db_path, {"vault": {"path": "secret/data/psmdb", "version": 1}})
+    run.start_with("--enableEncryption", "--encryptionKeyFile", run.key_file(secrets.token_bytes(32)))
+    # PSMDB's Vault id in storage.bson: the version serialised as a string
+    storage.write_storage_metadata(run.db_path, {"vault": {"path": "secret/data/psmdb", "version": "1"}})
     with pytest.raises(EncryptionError) as refused:
         run.start()
-    assert refused.value.reason == MSG_VAULT_DATA
+    assert refused.value.key_error == {"what": "key reading failed", "reason": MSG_VAULT_DATA}
 
 
-def test_key_file_encrypted_data_is_refused(run: Run) -> None:
-    storage.write_storage_metadata(run.db_path, {"keyFilePath": "/etc/mongodb-keyfile"})
+def test_i10_12_key_file_data_has_no_encryption_options_in_storage_bson(run: Run) -> None:
+    started = run.start_with("--enableEncryption", "--encryptionKeyFile", run.key_file(secrets.token_bytes(32)))
+    started.store.write_db("app", b"rows")
+    assert bson.decode((run.db_path / "storage.bson").read_bytes()) == {
+        "storage": {"engine": "wiredTiger", "options": {"directoryPerDB": False, "directoryForIndexes": False}}
+    }
+    assert (run.db_path / "key.db" / storage.KEYSTORE_FILE).is_file()
+    read = run.entries(29115)[-1]["attr"]
+    assert read["keyIdentifier"] == {"encryptionKeyFilePath": str(run.tmp_path / "keyfile")}
+
+
+def test_i10_12_key_file_data_is_detected_through_key_db(run: Run) -> None:
+    run.start_with("--enableEncryption", "--encryptionKeyFile", run.key_file(secrets.token_bytes(32)))
+    # KMIP without a keyIdentifier: PSMDB's "not configured using KMIP"
     with pytest.raises(EncryptionError) as refused:
         run.start()
-    assert refused.value.reason == MSG_KEYFILE_DATA
+    assert refused.value.to_document() == {
+        "what": "Can't create encryption key database",
+        "reason": {"what": "key reading failed", "reason": MSG_KEYFILE_DATA},
+        "encryptionKeyDatabaseDirectory": run.key_db,
+    }
+    # the same refusal for a rotation; and without encryption WiredTiger cannot open the data
+    with pytest.raises(EncryptionError) as refused:
+        run.start(kmipRotateMasterKey=True)
+    assert refused.value.key_error["reason"] == MSG_KEYFILE_DATA
+    with pytest.raises(StorageEngineError):
+        run.start_with()
+
+
+def test_i10_12_keystore_is_under_the_key_files_key(run: Run, kmip_admin: KmipAdmin) -> None:
+    material = secrets.token_bytes(32)
+    run.start_with("--enableEncryption", "--encryptionKeyFile", run.key_file(material)).store.write_db("app", b"r")
+    storage.Keystore.open(run.db_path / "key.db", material, "AES256-CBC")
+    with pytest.raises(EncryptionError) as refused:  # another key file cannot open it
+        run.start_with("--enableEncryption", "--encryptionKeyFile", run.key_file(secrets.token_bytes(32)))
+    assert refused.value.key_error["what"] == "failed to open the encryption keys DB"
+    # a KMIP key holding the same material opens it (PSMDB reads the provided key), and
+    # storage.bson then names that KMIP key
+    uid = kmip_admin.register(activate=True, material=material)
+    started = run.start(kmipKeyIdentifier=uid)
+    assert started.store.read_db("app") == b"r"
+    assert run.stored_key_id() == uid
 
 
 def test_wrong_master_key_cannot_open_the_keystore(run: Run, kmip_admin: KmipAdmin) -> None:
@@ -315,7 +406,8 @@ def test_wrong_master_key_cannot_open_the_keystore(run: Run, kmip_admin: KmipAdm
     storage.write_storage_metadata(run.db_path, {"kmip": {"keyId": other}})
     with pytest.raises(EncryptionError) as refused:
         run.start()
-    assert refused.value.what == "failed to open the encryption keys DB"
+    assert refused.value.to_document()["what"] == "Can't create encryption key database"
+    assert refused.value.key_error["what"] == "failed to open the encryption keys DB"
     data = (run.db_path / storage.DATA_DIR / "app.wt").read_bytes()
     assert b"secret rows" not in data
 
@@ -323,6 +415,6 @@ def test_wrong_master_key_cannot_open_the_keystore(run: Run, kmip_admin: KmipAdm
 def test_cipher_mode_gcm_is_used_for_keystore_and_data(run: Run) -> None:
     started = run.start(encryptionCipherMode="AES256-GCM")
     started.store.write_db("app", b"rows")
-    assert started.store.encryption_status()["encryptionCipherMode"] == "AES256-GCM"
+    assert started.store.cipher_mode == "AES256-GCM"  # type: ignore[attr-defined]
     with pytest.raises(EncryptionError):  # the same key in CBC mode cannot read a GCM keystore
         run.start(encryptionCipherMode="AES256-CBC")

@@ -12,6 +12,7 @@ from psmdb_emulator.options import (
     Options,
     OptionsError,
     VersionRequested,
+    censor_argv,
     parse_args,
 )
 
@@ -226,11 +227,34 @@ def test_fork_needs_a_log_destination() -> None:
     assert parse_args(["--fork", "--logpath", "/tmp/x.log"]).process_management.fork
 
 
-def test_password_options_are_redacted_for_logs() -> None:
-    options = parse_args([*KMIP_BASE, "--kmipClientCertificatePassword", "s3cret"])
-    assert options.security.kmip.client_certificate_password == "s3cret"
-    assert options.redacted_parsed()["security"]["kmip"]["clientCertificatePassword"] == "<password>"
-    assert "s3cret" not in repr(options)
+def test_i10_7_censoring_is_mongods_the_kmip_password_is_shown() -> None:
+    # only redact:true options are censored (net.tls.*Password); PSMDB's KMIP password option
+    # has no redact flag, so getCmdLineOpts and log 21951 show it (dummy passwords only here)
+    argv = [
+        *KMIP_BASE,
+        "--kmipClientCertificatePassword",
+        "dummy-kmip",
+        "--tlsMode=requireTLS",
+        "--tlsCertificateKeyFile=/pem",
+        "--tlsCertificateKeyFilePassword=dummy-tls",
+    ]
+    options = parse_args(argv)
+    assert options.security.kmip.client_certificate_password == "dummy-kmip"
+    assert options.censored_parsed()["security"]["kmip"]["clientCertificatePassword"] == "dummy-kmip"
+    assert options.censored_parsed()["net"]["tls"]["certificateKeyFilePassword"] == "<password>"
+    assert censor_argv(["mongod", *argv])[-4:] == [
+        "dummy-kmip",
+        "--tlsMode=requireTLS",
+        "--tlsCertificateKeyFile=/pem",
+        "--tlsCertificateKeyFilePassword=<password>",
+    ]
+    assert censor_argv(["--tlsCertificateKeyFilePassword", "x", "--port", "1"]) == [
+        "--tlsCertificateKeyFilePassword",
+        "<password>",
+        "--port",
+        "1",
+    ]
+    assert "dummy" not in repr(options)
 
 
 def test_auth_flag_and_set_parameter() -> None:

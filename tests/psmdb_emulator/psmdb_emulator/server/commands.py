@@ -16,7 +16,7 @@ from typing import Any
 from bson import ObjectId
 from bson.binary import Binary, UuidRepresentation
 
-from ..options import VERSION
+from ..options import VERSION, censor_argv, censor_parsed
 from . import query
 from .catalog import LOCAL_DB, OPLOG, id_key
 from .errors import CommandError, bad_value
@@ -235,7 +235,8 @@ def cmd_build_info(ctx: CommandContext) -> dict[str, Any]:
 
 @command("getCmdLineOpts")
 def cmd_get_cmd_line_opts(ctx: CommandContext) -> dict[str, Any]:
-    return {"argv": ctx.node.settings.redacted_argv(), "parsed": ctx.node.settings.redacted_parsed()}
+    # mongod censors only redact:true options: the KMIP client certificate password is echoed
+    return {"argv": censor_argv(ctx.node.settings.argv), "parsed": censor_parsed(ctx.node.settings.parsed)}
 
 
 @command("serverStatus")
@@ -258,8 +259,10 @@ def cmd_server_status(ctx: CommandContext) -> dict[str, Any]:
                 "available": node.settings.max_incoming_connections - node.connection_count,
             },
             "storageEngine": {"name": "wiredTiger", "supportsCommittedReads": True, "persistent": True},
-            "encryptionAtRest": node.store.encryption_status(),
         }
+        encryption_at_rest = node.store.encryption_status()  # None: 7.0.14-8 has no such section
+        if encryption_at_rest is not None:
+            status["encryptionAtRest"] = encryption_at_rest
         repl = node.repl
         if repl is not None:
             repl_section: dict[str, Any] = {
