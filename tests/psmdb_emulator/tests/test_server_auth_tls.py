@@ -22,7 +22,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pymongo import MongoClient
 from pymongo.errors import NotPrimaryError, OperationFailure, ServerSelectionTimeoutError
 
-from psmdb_emulator.server.testing import EmulatorProcess, replica_set_config, wait_for
+from psmdb_emulator.server.testing import QUICK_SHUTDOWN, EmulatorProcess, replica_set_config, terminate_all, wait_for
 
 HOSTS = ("127.0.40.21", "127.0.40.22")
 PORT = 27017
@@ -111,6 +111,7 @@ def members(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[list
         "--tlsCertificateKeyFile", str(pki.server_file),
         "--tlsCertificateKeyFilePassword", PEM_PASSWORD,
         "--tlsCAFile", str(pki.ca_file),
+        *QUICK_SHUTDOWN,
     ]  # fmt: skip
     processes = []
     for index, host in enumerate(HOSTS):
@@ -124,8 +125,7 @@ def members(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[list
             process.wait_listening()
         yield processes
     finally:
-        for process in processes:
-            process.terminate()
+        terminate_all(processes)
 
 
 def tls_client(pki: Pki, address: str, **kwargs: Any) -> MongoClient[dict[str, Any]]:

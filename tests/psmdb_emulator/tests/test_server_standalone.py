@@ -13,6 +13,7 @@ import pytest
 from pymongo import MongoClient
 from pymongo.errors import OperationFailure
 
+from psmdb_emulator.options import OptionsError, parse_args
 from psmdb_emulator.server import query
 from psmdb_emulator.server.scram import ScramClientConversation, ScramError, ScramServerConversation, derive_credentials
 from psmdb_emulator.server.settings import ServerSettings
@@ -116,6 +117,25 @@ def test_server_status_and_cmd_line_opts(mongod: EmulatorProcess, client: MongoC
     assert options["argv"][0] == "mongod"
 
 
+def test_bad_input_never_drops_a_connection(mongod: EmulatorProcess) -> None:
+    client = RawClient(mongod.address)
+    bad: tuple[tuple[dict[str, Any], str | None], ...] = (
+        ({"insert": "c", "documents": [5]}, "TypeMismatch"),
+        ({"createIndexes": "c", "indexes": [{"key": {"a": 1}}]}, None),  # an unexpected input: the catch-all
+        ({"getParameter": 1, "noSuchParameter": 1}, "InvalidOptions"),
+        ({"insert": "c", "documents": [{}], "writeConcern": {"w": -1}}, "FailedToParse"),
+        ({"noSuchCommand": 1}, "CommandNotFound"),
+    )
+    for command, code_name in bad:
+        reply = client.run("badinput", command)
+        assert reply["ok"] == 0.0 and reply["codeName"] == (code_name or reply["codeName"]), reply
+        assert isinstance(reply["code"], int) and reply["codeName"] and reply["errmsg"]
+        assert client.run("admin", {"ping": 1})["ok"] == 1.0  # same connection, still served
+    assert client.run("admin", {"getDefaultRWConcern": 1})["code"] == 51300  # replica sets only
+    parameters = client.run("admin", {"getParameter": 1, "shutdownTimeoutMillisForSignaledShutdown": 1})
+    assert parameters["shutdownTimeoutMillisForSignaledShutdown"] == 15000  # mongod's default
+
+
 def test_data_survive_a_clean_restart(mongod: EmulatorProcess, client: MongoClient[dict[str, Any]]) -> None:
     client.durable.docs.insert_many([{"_id": i} for i in range(10)])
     client.close()
@@ -173,3 +193,54 @@ def test_scram_sha_256_round_trip_and_wrong_password() -> None:
 def test_query_matching_follows_mongodb_semantics(filter_doc: dict[str, Any], expected: bool) -> None:
     doc = {"_id": 1, "a": 1, "tags": ["x", "y"], "b": {"c": 5}}
     assert query.matches(doc, filter_doc) is expected
+
+
+@pytest.mark.parametrize(
+    ("argv", "port", "db_path"),
+    [
+        (["--configsvr", "--replSet", "cfg"], 27019, "/data/configdb"),
+        (["--shardsvr", "--replSet", "sh1"], 27018, "/data/db"),
+        (["--configsvr", "--replSet", "cfg", "--port", "27017", "--dbpath", "/x"], 27017, "/x"),
+    ],
+)
+def test_sharding_cluster_role_defaults_like_mongod(argv: list[str], port: int, db_path: str) -> None:
+    options = parse_args(argv)
+    assert (options.net.port, options.storage.db_path) == (port, db_path)
+    assert options.parsed["sharding"]["clusterRole"] in ("configsvr", "shardsvr")
+    assert ServerSettings.from_options(options).cluster_role == options.parsed["sharding"]["clusterRole"]
+
+
+def test_sharding_cluster_role_and_replication_parameters_are_checked_at_start() -> None:
+    with pytest.raises(OptionsError, match="Cannot start a configsvr as a standalone server"):
+        parse_args(["--configsvr"])
+    with pytest.raises(OptionsError, match=r"Bad value for sharding\.clusterRole"):
+        parse_args(["--config", "/c.yaml"], read_file=lambda _path: "sharding:\n  clusterRole: mongos\n")
+    yaml_role = parse_args(
+        ["--config", "/c.yaml"],
+        read_file=lambda _path: "sharding:\n  clusterRole: configsvr\nreplication:\n  replSetName: cfg\n",
+    )
+    assert yaml_role.net.port == 27019
+    # A config server writes its periodic no-op every second, whatever periodicNoopIntervalSecs says.
+    assert ServerSettings.from_options(yaml_role).periodic_noop_interval == 1.0
+    bad_values = (
+        "periodicNoopIntervalSecs=0",
+        "periodicNoopIntervalSecs=11",
+        "shutdownTimeoutMillisForSignaledShutdown=-1",
+        "writePeriodicNoops=maybe",
+    )
+    for bad in bad_values:
+        with pytest.raises(OptionsError, match="Invalid value for parameter"):
+            parse_args(["--setParameter", bad])
+    settings = ServerSettings.from_options(
+        parse_args(
+            [
+                "--setParameter",
+                "shutdownTimeoutMillisForSignaledShutdown=0",
+                "--setParameter",
+                "writePeriodicNoops=false",
+            ]
+        )
+    )
+    assert settings.parameters["shutdownTimeoutMillisForSignaledShutdown"] == 0
+    assert settings.parameters["writePeriodicNoops"] is False
+    assert ServerSettings.from_options(parse_args([])).parameters["periodicNoopIntervalSecs"] == 10
