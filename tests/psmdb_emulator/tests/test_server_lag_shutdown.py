@@ -8,6 +8,7 @@ default is checked on the standalone suite. The scenarios run in file order agai
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import threading
 import time
@@ -60,9 +61,10 @@ def members(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[EmulatorP
     finally:
         for process in processes:  # no need for member 0's 5 s quiesce at teardown
             if process.alive():
-                RawClient(process.address, timeout=5).run(
-                    "admin", {"setParameter": 1, "shutdownTimeoutMillisForSignaledShutdown": 200}
-                )
+                with contextlib.suppress(PeerError):
+                    RawClient(process.address, timeout=5).run(
+                        "admin", {"setParameter": 1, "shutdownTimeoutMillisForSignaledShutdown": 200}
+                    )
         terminate_all(processes)
 
 
@@ -105,7 +107,7 @@ def restart(member: EmulatorProcess) -> None:
     member.wait_listening()
 
 
-def test_lag_is_real_periodic_noops_move_an_idle_set(members: list[EmulatorProcess]) -> None:
+def test_i10_1_periodic_noops_move_an_idle_set(members: list[EmulatorProcess]) -> None:
     primary = wait_healthy(members)
     first = status_of(primary)["optimes"]["appliedOpTime"]
     wait_for(
@@ -148,7 +150,7 @@ def test_lag_is_real_periodic_noops_move_an_idle_set(members: list[EmulatorProce
     assert refused["codeName"] == "InvalidOptions"  # startup-only parameter
 
 
-def test_shutdown_like_mongod_sigterm_primary_hands_off_then_quiesces(members: list[EmulatorProcess]) -> None:
+def test_i10_2_sigterm_primary_hands_off_then_quiesces(members: list[EmulatorProcess]) -> None:
     old = wait_healthy(members)
     others = [m for m in members if m is not old]
     quiesce_ms = QUIESCE_MS[members.index(old)]
@@ -192,7 +194,7 @@ def test_shutdown_like_mongod_sigterm_primary_hands_off_then_quiesces(members: l
     wait_healthy(members)
 
 
-def test_lag_is_real_restarted_secondary_shows_lag_until_caught_up(members: list[EmulatorProcess]) -> None:
+def test_i10_1_restarted_secondary_shows_lag_until_caught_up(members: list[EmulatorProcess]) -> None:
     primary = wait_healthy(members)
     stopped = next(m for m in members if m is not primary)
     assert stopped.terminate(timeout=60) == 0
@@ -246,7 +248,7 @@ def test_lag_is_real_restarted_secondary_shows_lag_until_caught_up(members: list
     assert transitions[-3:] == [("STARTUP", "STARTUP2"), ("STARTUP2", "RECOVERING"), ("RECOVERING", "SECONDARY")]
 
 
-def test_shutdown_like_mongod_command_quiesces_a_secondary_for_timeout_secs(members: list[EmulatorProcess]) -> None:
+def test_i10_2_shutdown_command_quiesces_a_secondary_for_timeout_secs(members: list[EmulatorProcess]) -> None:
     primary = wait_healthy(members)
     secondary = next(m for m in members if m is not primary)
     hello = RawClient(secondary.address).run("admin", {"hello": 1})
@@ -274,7 +276,7 @@ def test_shutdown_like_mongod_command_quiesces_a_secondary_for_timeout_secs(memb
     wait_healthy(members)
 
 
-def test_shutdown_like_mongod_command_fails_on_a_primary_without_electable_secondary(
+def test_i10_2_shutdown_command_fails_on_a_primary_without_electable_secondary(
     members: list[EmulatorProcess],
 ) -> None:
     primary = wait_healthy(members)

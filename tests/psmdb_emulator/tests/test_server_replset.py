@@ -246,7 +246,7 @@ def unfreeze_all(members: list[EmulatorProcess]) -> None:
         RawClient(member.address).run("admin", {"replSetFreeze": 0})
 
 
-def test_observability_config_term_and_election_metrics(members: list[EmulatorProcess]) -> None:
+def test_i10_9_config_term_and_election_metrics(members: list[EmulatorProcess]) -> None:
     unfreeze_all(members)
     old = wait_primary(members)
     wait_all_healthy(old)
@@ -279,7 +279,7 @@ def test_observability_config_term_and_election_metrics(members: list[EmulatorPr
     assert old_status["electionParticipantMetrics"]["votedForCandidate"] is True
 
 
-def test_observability_roles_db_hash_maintenance_and_defaults(members: list[EmulatorProcess]) -> None:
+def test_i10_9_roles_db_hash_maintenance_and_defaults(members: list[EmulatorProcess]) -> None:
     primary = wait_primary(members)
     wait_all_healthy(primary)
     admin = RawClient(primary.address)
@@ -332,7 +332,7 @@ def test_observability_roles_db_hash_maintenance_and_defaults(members: list[Emul
     assert maintenance.run("admin", {"replSetMaintenance": False})["codeName"] == "OperationFailed"
 
 
-def test_bad_input_write_concerns_fail_at_once_with_mongod_codes(members: list[EmulatorProcess]) -> None:
+def test_i10_10_write_concern_errors_at_once_with_mongod_codes(members: list[EmulatorProcess]) -> None:
     primary = wait_primary(members)
     client = RawClient(primary.address)
     unknown_mode = "No write concern mode named 'dc2' found in replica set configuration"
@@ -353,7 +353,7 @@ def test_bad_input_write_concerns_fail_at_once_with_mongod_codes(members: list[E
     assert client.run("app", {"ping": 1})["ok"] == 1.0  # the connection survives
 
 
-def test_step_downs_cost_a_retryable_majority_writer_nothing(members: list[EmulatorProcess]) -> None:
+def test_i10_11_step_downs_cost_a_retryable_writer_nothing(members: list[EmulatorProcess]) -> None:
     unfreeze_all(members)
     wait_all_healthy(wait_primary(members))
     acknowledged: list[int] = []

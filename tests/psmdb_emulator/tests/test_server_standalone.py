@@ -117,7 +117,7 @@ def test_server_status_and_cmd_line_opts(mongod: EmulatorProcess, client: MongoC
     assert options["argv"][0] == "mongod"
 
 
-def test_bad_input_never_drops_a_connection(mongod: EmulatorProcess) -> None:
+def test_i10_10_bad_input_never_drops_a_connection(mongod: EmulatorProcess) -> None:
     client = RawClient(mongod.address)
     bad: tuple[tuple[dict[str, Any], str | None], ...] = (
         ({"insert": "c", "documents": [5]}, "TypeMismatch"),
@@ -203,14 +203,14 @@ def test_query_matching_follows_mongodb_semantics(filter_doc: dict[str, Any], ex
         (["--configsvr", "--replSet", "cfg", "--port", "27017", "--dbpath", "/x"], 27017, "/x"),
     ],
 )
-def test_sharding_cluster_role_defaults_like_mongod(argv: list[str], port: int, db_path: str) -> None:
+def test_i11_cluster_role_defaults_like_mongod(argv: list[str], port: int, db_path: str) -> None:
     options = parse_args(argv)
     assert (options.net.port, options.storage.db_path) == (port, db_path)
     assert options.parsed["sharding"]["clusterRole"] in ("configsvr", "shardsvr")
     assert ServerSettings.from_options(options).cluster_role == options.parsed["sharding"]["clusterRole"]
 
 
-def test_sharding_cluster_role_and_replication_parameters_are_checked_at_start() -> None:
+def test_i11_cluster_role_and_i10_parameters_checked_at_start() -> None:
     with pytest.raises(OptionsError, match="Cannot start a configsvr as a standalone server"):
         parse_args(["--configsvr"])
     with pytest.raises(OptionsError, match=r"Bad value for sharding\.clusterRole"):

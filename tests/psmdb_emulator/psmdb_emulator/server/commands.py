@@ -1150,7 +1150,9 @@ def cmd_repl_set_step_down(ctx: CommandContext) -> dict[str, Any]:
 @command("replSetStepUp")
 def cmd_repl_set_step_up(ctx: CommandContext) -> dict[str, Any]:
     _admin_only(ctx)
-    if not _repl(ctx).run_election("stepUpRequest", skip_dry_run=bool(ctx.cmd.get("skipDryRun"))):
+    skip_dry_run = bool(ctx.cmd.get("skipDryRun"))
+    reason = "stepUpRequestSkipDryRun" if skip_dry_run else "stepUpRequest"  # StartElectionReason
+    if not _repl(ctx).run_election(reason, skip_dry_run=skip_dry_run):
         raise CommandError(125, "Election failed.", codeName="CommandFailed")
     return {}
 
