@@ -304,13 +304,13 @@ class Node:
         Like mongod's awaitReplication, an unknown mode (79) or a w no set of members can satisfy (100)
         fails at once, without waiting.
         """
-        if optime is None or self.repl is None:
+        if self.repl is None:
             return None
         w = write_concern.get("w", 1)
         with self.lock:
             error = unsatisfiable_error(self.repl, write_concern)
-        if error is not None:
-            return error
+        if error is not None or optime is None:
+            return error  # even a command that wrote nothing reports an impossible write concern
         if isinstance(w, int | float) and w <= 1:
             return None
         wtimeout = float(write_concern.get("wtimeout", 0) or 0) / 1000

@@ -662,7 +662,7 @@ class ReplicaSet:
             self.last_primary_contact = time.monotonic()
             self._election_deadline = self._new_election_deadline()
         if self.state == PRIMARY:
-            self._record_position(member_id, view.applied)
+            self._record_position(member_id, view.durable)
         config = reply.get("config")
         if config and self.config and self._is_newer_config(config):
             self._install_config(config)
