@@ -17,7 +17,7 @@ from psmdb_emulator.options import OptionsError, parse_args
 from psmdb_emulator.server import query
 from psmdb_emulator.server.scram import ScramClientConversation, ScramError, ScramServerConversation, derive_credentials
 from psmdb_emulator.server.settings import ServerSettings
-from psmdb_emulator.server.testing import EmulatorProcess, RawClient
+from psmdb_emulator.server.testing import QUICK_SHUTDOWN, EmulatorProcess, RawClient, terminate_all, wait_for
 
 HOST = "127.0.40.10"
 PORT = 27017
@@ -134,6 +134,51 @@ def test_i10_10_bad_input_never_drops_a_connection(mongod: EmulatorProcess) -> N
     assert client.run("admin", {"getDefaultRWConcern": 1})["code"] == 51300  # replica sets only
     parameters = client.run("admin", {"getParameter": 1, "shutdownTimeoutMillisForSignaledShutdown": 1})
     assert parameters["shutdownTimeoutMillisForSignaledShutdown"] == 15000  # mongod's default
+
+
+def test_i10_9_one_member_set_majority_default_and_initial_sync_status(tmp_path: Path) -> None:
+    first = EmulatorProcess(tmp_path / "one", "127.0.40.11", PORT, ["--replSet", "rsone", *QUICK_SHUTDOWN])
+    second = EmulatorProcess(tmp_path / "two", "127.0.40.12", PORT, ["--replSet", "rsone", *QUICK_SHUTDOWN])
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    try:
+        for process in (first, second):
+            process.start()
+            process.wait_listening()
+        admin = RawClient(first.address)
+        config = {
+            "_id": "rsone",
+            "members": [{"_id": 0, "host": first.address}],
+            "settings": {"heartbeatIntervalMillis": 1000},
+        }
+        assert admin.run("admin", {"replSetInitiate": config})["ok"] == 1.0
+        wait_for(
+            lambda: admin.run("admin", {"hello": 1}).get("isWritablePrimary"), 60, "the single member to be primary"
+        )
+        # No writeConcern: the implicit default is w: "majority", which one durable member satisfies.
+        reply = admin.run("app", {"insert": "c", "documents": [{"_id": i} for i in range(50)]})
+        assert reply["n"] == 50 and "writeConcernError" not in reply
+        # A new, empty member syncs in STARTUP2 and shows initialSyncStatus meanwhile.
+        config = admin.run("admin", {"replSetGetConfig": 1})["config"]
+        config["members"].append({"_id": 1, "host": second.address, "priority": 0, "votes": 0})
+        config["version"] += 1
+        assert admin.run("admin", {"replSetReconfig": config})["ok"] == 1.0
+        seen: list[dict[str, Any]] = []
+
+        def synced() -> bool:
+            status = RawClient(second.address).run("admin", {"replSetGetStatus": 1})
+            if "initialSyncStatus" in status:
+                seen.append(status["initialSyncStatus"])
+            return status.get("myState") == 2
+
+        wait_for(synced, 60, "the new member to finish its initial sync", interval=0.05)
+        assert seen, "no initialSyncStatus while in STARTUP2"
+        assert {"failedInitialSyncAttempts", "maxFailedInitialSyncAttempts", "initialSyncStart",
+                "totalInitialSyncElapsedMillis", "initialSyncAttempts", "databases"} <= set(seen[-1])  # fmt: skip
+        counted = RawClient(second.address).run("app", {"count": "c", "$readPreference": {"mode": "secondary"}})
+        assert counted["n"] == 50
+    finally:
+        terminate_all([first, second])
 
 
 def test_data_survive_a_clean_restart(mongod: EmulatorProcess, client: MongoClient[dict[str, Any]]) -> None:

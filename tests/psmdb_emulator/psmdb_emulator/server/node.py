@@ -127,6 +127,8 @@ class Node:
             self.durable_generation = max(self.durable_generation, generation)
             if tail is not None and (self.durable_entry is None or tail["ts"] >= self.durable_entry["ts"]):
                 self.durable_entry = tail
+                if self.repl is not None:
+                    self.repl.durable_advanced()
             self.changed.notify_all()
 
     def wait_durable(self, generation: int) -> None:

@@ -403,6 +403,8 @@ class ReplicaSet:
             self._set_state(STARTUP2)
             if self.node.catalog.oplog:
                 self._go_live_as_secondary()
+            else:  # the initial syncer starts now and waits for a sync source itself
+                self.initial_sync_status = {"start": utcnow(), "started": time.monotonic(), "attempts": []}
         self.node.logger.log("I", "REPL", 21392, "New replica set config in use", {"config": config})
         self._election_deadline = self._new_election_deadline()
         self._sync_heartbeat_threads()
@@ -1081,12 +1083,16 @@ class ReplicaSet:
             }
         self._record_position(member_id, report.get("durable", applied))
 
+    def durable_advanced(self) -> None:
+        """The journal flusher made more of the oplog durable (lock held)."""
+        self._advance_commit_point()
+
     def _advance_commit_point(self) -> None:
         if self.state != PRIMARY:
             return
+        mine = self.node.durable()[0]  # writeConcernMajorityJournalDefault: durable optimes count
         applied = [
-            self.applied() if m["_id"] == self.self_id else self.positions.get(m["_id"], NULL_OPTIME)
-            for m in self.voters()
+            mine if m["_id"] == self.self_id else self.positions.get(m["_id"], NULL_OPTIME) for m in self.voters()
         ]
         applied.sort(key=optime_key, reverse=True)
         candidate = applied[self.majority() - 1]
