@@ -345,7 +345,7 @@ def cmd_server_status(ctx: CommandContext) -> dict[str, Any]:
         if repl is not None:
             repl_section: dict[str, Any] = {
                 "topologyVersion": node.topology_version(),
-                "isWritablePrimary": repl.state == PRIMARY,
+                "isWritablePrimary": repl.state == PRIMARY and not repl.stepping_down,
                 "secondary": repl.state == 2,
             }
             repl_section.update(repl.hello_fields())
