@@ -181,6 +181,33 @@ def test_i10_9_one_member_set_majority_default_and_initial_sync_status(tmp_path:
         terminate_all([first, second])
 
 
+def test_i11_config_server_set_needs_configsvr_true_and_writes_noops_every_second(tmp_path: Path) -> None:
+    (tmp_path / "cfg").mkdir()
+    member = EmulatorProcess(
+        tmp_path / "cfg", "127.0.40.13", PORT, ["--configsvr", "--replSet", "cfg", *QUICK_SHUTDOWN]
+    )
+    try:
+        member.start()
+        member.wait_listening()  # on the given --port: an explicit port wins over 27019
+        admin = RawClient(member.address)
+        config = {"_id": "cfg", "members": [{"_id": 0, "host": member.address}]}
+        refused = admin.run("admin", {"replSetInitiate": config})
+        assert refused["codeName"] == "BadValue"
+        assert refused["errmsg"] == "Nodes started with the --configsvr flag must have configsvr:true in their config"
+        assert admin.run("admin", {"replSetInitiate": {**config, "configsvr": True}})["ok"] == 1.0
+        wait_for(lambda: admin.run("admin", {"hello": 1}).get("isWritablePrimary"), 60, "the config server primary")
+        assert admin.run("admin", {"getCmdLineOpts": 1})["parsed"]["sharding"] == {"clusterRole": "configsvr"}
+        assert admin.run("admin", {"getParameter": 1, "periodicNoopIntervalSecs": 1})["periodicNoopIntervalSecs"] == 1
+        first = admin.run("admin", {"replSetGetStatus": 1})["optimes"]["appliedOpTime"]["ts"].time
+        wait_for(
+            lambda: admin.run("admin", {"replSetGetStatus": 1})["optimes"]["appliedOpTime"]["ts"].time >= first + 2,
+            15,
+            "no-ops every second on an idle config server",
+        )
+    finally:
+        terminate_all([member])
+
+
 def test_data_survive_a_clean_restart(mongod: EmulatorProcess, client: MongoClient[dict[str, Any]]) -> None:
     client.durable.docs.insert_many([{"_id": i} for i in range(10)])
     client.close()

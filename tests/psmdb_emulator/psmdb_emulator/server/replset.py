@@ -163,6 +163,7 @@ def normalize_config(config: dict[str, Any], version: int | None = None, term: i
         "writeConcernMajorityJournalDefault": bool(config.get("writeConcernMajorityJournalDefault", True)),
         "members": normalized_members,
         "settings": settings,
+        **({"configsvr": True} if config.get("configsvr") else {}),
     }
 
 
@@ -452,12 +453,22 @@ class ReplicaSet:
                 raise CommandError(
                     93, "No host described in new configuration with {version: 1, term: 0} maps to this node"
                 )
+            self._check_cluster_role(config)
         self._check_members_reachable(config)
         with self.node.lock:
             if self.config is not None:
                 raise CommandError(23, "already initialized")
             self.node.log_op({"op": "n", "ns": "", "o": {"msg": "initiating set"}}, term=self.term)
             self._install_config(config)
+
+    def _check_cluster_role(self, config: dict[str, Any]) -> None:
+        """A config server's set must say ``configsvr: true``, and only config servers may (BadValue, as
+        mongod's config validation)."""
+        is_config_server = self.node.settings.cluster_role == "configsvr"
+        if is_config_server and not config.get("configsvr"):
+            raise CommandError(2, "Nodes started with the --configsvr flag must have configsvr:true in their config")
+        if config.get("configsvr") and not is_config_server:
+            raise CommandError(2, "Nodes being used for config servers must be started with the --configsvr flag")
 
     def _check_members_reachable(self, config: dict[str, Any]) -> None:
         """mongod refuses to initiate unless every other member answers a heartbeat and has no config."""
@@ -504,6 +515,7 @@ class ReplicaSet:
             )
             if self._find_self(config) is None:
                 raise CommandError(74, "the new configuration does not include this node")
+            self._check_cluster_role(config)
             self._install_config(config)
             if self.state == PRIMARY:
                 self.node.log_op({"op": "n", "ns": "", "o": {"msg": "Reconfig set", "version": config["version"]}})
@@ -688,6 +700,9 @@ class ReplicaSet:
         now = time.monotonic()
         primary = self.primary_member()
         if primary is None:
+            voters = self.voters()
+            if len(voters) == 1 and voters[0]["_id"] == self.self_id:
+                return "singleNodePromptElection"  # the only voter stands at once (kActionStartSingleNodeElection)
             if now >= self._election_deadline:
                 return "electionTimeout"
             return None
