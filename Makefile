@@ -85,7 +85,7 @@ integration-kmip: venv collection-link ## integration: KMIP modules, the test la
 integration-playbooks: venv collection-link ## integration: mongod.conf playbooks, kmip_prereqs, build and install
 	KMIPLAB_NET=127.0.21 PYTHONPATH=$(COLLECTIONS):$(CURDIR)/tests $(PYTEST) $(INTEGRATION_PLAYBOOKS)
 
-emulator: venv ## conformance tests of the PSMDB emulator
+emulator: venv test-collections ## conformance tests of the PSMDB emulator
 	PYTHONPATH=$(CURDIR)/tests/psmdb_emulator:$(CURDIR)/tests $(PYTEST) tests/psmdb_emulator/tests
 
 images: venv host-packages ## build (or reuse cached) podman test host images

@@ -220,20 +220,6 @@ def test_data_survive_a_clean_restart(mongod: EmulatorProcess, client: MongoClie
 # -- in-process units ------------------------------------------------------------------------------------------
 
 
-def test_getcmdlineopts_masks_passwords_in_parsed_and_argv() -> None:
-    settings = ServerSettings(
-        argv=["mongod", "--tlsCertificateKeyFilePassword", "pem-secret", "--kmipClientCertificatePassword=kmip-secret"],
-        parsed={
-            "net": {"tls": {"certificateKeyFilePassword": "pem-secret", "mode": "requireTLS"}},
-            "security": {"kmip": {"clientCertificatePassword": "kmip-secret", "serverName": "kmip1"}},
-        },
-    )
-    shown = repr((settings.redacted_argv(), settings.redacted_parsed()))
-    assert "secret" not in shown
-    assert settings.redacted_parsed()["security"]["kmip"]["serverName"] == "kmip1"
-    assert settings.redacted_parsed()["net"]["tls"]["mode"] == "requireTLS"
-
-
 def test_scram_sha_256_round_trip_and_wrong_password() -> None:
     stored = derive_credentials("correct horse", iterations=4096)
     for password, accepted in (("correct horse", True), ("wrong", False)):

@@ -13,14 +13,6 @@ if TYPE_CHECKING:
     from ..options import Options
 
 TLS_MODES = ("disabled", "allowTLS", "preferTLS", "requireTLS")
-# getCmdLineOpts masks these; real PSMDB may echo them (psmdb-kmip.md s.1), we never do.
-REDACTED_PATHS = (
-    ("security", "kmip", "clientCertificatePassword"),
-    ("net", "tls", "certificateKeyFilePassword"),
-    ("net", "tls", "clusterPassword"),
-    ("security", "vault", "token"),
-)
-REDACTED = "<password>"  # the same mask the core uses in its logs
 
 
 @dataclass
@@ -103,41 +95,6 @@ class ServerSettings:
     def auth_enabled(self) -> bool:
         # A keyFile turns on access control in mongod, as security.authorization does.
         return self.authorization or bool(self.key_file)
-
-    def redacted_parsed(self) -> dict[str, Any]:
-        parsed = copy.deepcopy(self.parsed)
-        for path in REDACTED_PATHS:
-            node: Any = parsed
-            for key in path[:-1]:
-                node = node.get(key) if isinstance(node, dict) else None
-            if isinstance(node, dict) and path[-1] in node:
-                node[path[-1]] = REDACTED
-        return parsed
-
-    def redacted_argv(self) -> list[str]:
-        secret_flags = {
-            "--kmipClientCertificatePassword",
-            "--tlsCertificateKeyFilePassword",
-            "--tlsClusterPassword",
-            "--vaultToken",
-        }
-        result: list[str] = []
-        mask_next = False
-        for arg in self.argv:
-            if mask_next:
-                result.append(REDACTED)
-                mask_next = False
-                continue
-            name, eq, _value = arg.partition("=")
-            if name in secret_flags:
-                if eq:
-                    result.append(f"{name}={REDACTED}")
-                else:
-                    result.append(arg)
-                    mask_next = True
-                continue
-            result.append(arg)
-        return result
 
     @classmethod
     def from_options(cls, options: Options) -> ServerSettings:
