@@ -114,8 +114,8 @@ options:
   current_key_identifier:
     description:
       - Rotate only when the data is encrypted with this key. When storage.bson names another key, nothing is
-        done (C(changed=false), RV(skipped) says why), which makes re-runs after a rotation to a generated key
-        idempotent.
+        done (C(changed=false), RV(nothing_to_do) says why), which makes re-runs after a rotation to a generated
+        key idempotent.
     type: str
   remove_leftover_rotation_dir:
     description:
@@ -213,7 +213,7 @@ command:
   type: list
   elements: str
   sample: ["/usr/bin/mongod", "--config", "/etc/mongod.conf", "--kmipRotateMasterKey"]
-skipped:
+nothing_to_do:
   description: Why nothing was done (the data already uses O(new_key_identifier), or not O(current_key_identifier)).
   returned: always
   type: str

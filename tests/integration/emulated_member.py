@@ -42,6 +42,12 @@ import bson
 
 REPO = Path(__file__).resolve().parents[2]
 EMULATOR = REPO / "tests" / "psmdb_emulator"
+if str(EMULATOR) not in sys.path:
+    sys.path.insert(0, str(EMULATOR))  # its package, not the tests/psmdb_emulator directory
+
+from psmdb_emulator.lab import kmip_object_count  # noqa: E402
+
+__all__ = ["kmip_object_count"]
 ACCOUNT = "kmipops-rot"
 ACCOUNT_COMMENT = "kmipops.psmdb integration tests"
 #: what the emulator imports besides the standard library (mongod's core, without the KMIP server)
@@ -112,7 +118,7 @@ class EmulatorRuntime:
 
     @classmethod
     def build(cls, account: ServiceAccount) -> EmulatorRuntime:
-        root = Path(tempfile.mkdtemp(prefix="kmipops-rotation-runtime-"))
+        root = Path(tempfile.mkdtemp(prefix="kmipops-rotlab-"))
         root.chmod(0o755)
         emulator = root / "emulator"
         for part in ("bin", "psmdb_emulator"):
@@ -169,15 +175,32 @@ class Kmip:
     password: str | None = None
 
 
+def alive(pid: int) -> bool:
+    """A live process (a zombie waiting for a parent that does not reap is not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2 :].split()[0] not in ("Z", "X")
+
+
 @dataclass
 class MongodProcess:
-    process: subprocess.Popen[bytes]
-    member: EmulatedMember
+    """A mongod the test started: the process itself, or the forked child of ``fork: true``."""
 
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=DEADLINE)
+    process: subprocess.Popen[bytes]
+    pid: int
+
+    def stop(self) -> None:
+        if alive(self.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGTERM)
+        self.process.wait(timeout=DEADLINE)
+        deadline = time.monotonic() + DEADLINE
+        while alive(self.pid):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"mongod {self.pid} still runs {DEADLINE} s after SIGTERM")
+            time.sleep(0.05)
 
 
 @dataclass
@@ -193,6 +216,7 @@ class EmulatedMember:
     rotate_master_key: bool = False
     log_append: bool = True
     environment: dict[str, str] = field(default_factory=dict)
+    processes: list[MongodProcess] = field(default_factory=list)
 
     @property
     def config(self) -> Path:
@@ -291,17 +315,27 @@ class EmulatedMember:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        running = MongodProcess(process, self)
         deadline = time.monotonic() + DEADLINE
         while time.monotonic() < deadline:
-            ids = [entry["id"] for entry in self.log_entries(offset)]
-            if 23016 in ids:
+            exited = process.poll()
+            entries = self.log_entries(offset)
+            listening = [e for e in entries if e["id"] == 23016]
+            if listening:
+                # fork: true - the parent has gone or goes; the child is the one of the start line
+                pid = next(e["attr"]["pid"] for e in entries if e["id"] == 4615611)
+                running = MongodProcess(process, pid)
+                self.processes.append(running)
                 return running
-            if process.poll() is not None:
-                raise AssertionError(f"mongod exited {process.returncode} instead of starting:\n{self.log_tail()}")
+            if exited is not None and (exited != 0 or not self.fork):
+                raise AssertionError(f"mongod exited {exited} instead of starting:\n{self.log_tail()}")
             time.sleep(0.1)
-        running.stop()
+        process.kill()
         raise AssertionError(f"mongod did not listen within {DEADLINE} s:\n{self.log_tail()}")
+
+    def stop_all(self) -> None:
+        for running in self.processes:
+            running.stop()
+        self.processes.clear()
 
     def start_fails(self) -> tuple[int, list[dict[str, Any]]]:
         """A normal start that must fail: its exit code and its log entries."""
@@ -318,7 +352,9 @@ class EmulatedMember:
     def started_key(self) -> str:
         """Start normally, check the key it read or created, stop: proves the member starts."""
         offset = self.log_size()
-        self.start().stop()
+        running = self.start()
+        running.stop()
+        self.processes.remove(running)
         entries = self.log_entries(offset)
         keys = [e["attr"]["keyIdentifier"]["kmipKeyIdentifier"] for e in entries if e["id"] in (29115, 29116)]
         assert keys, self.log_tail()

@@ -141,7 +141,7 @@ class RotationPlan:
     before: dict[str, Any]
     after: dict[str, Any]
     actions: list[Action] = dataclasses.field(default_factory=list)
-    skipped: str | None = None
+    nothing_to_do: str | None = None
     notes: list[str] = dataclasses.field(default_factory=list)
     follow_up: list[str] = dataclasses.field(default_factory=list)
     service: dict[str, Any] | None = None
@@ -159,7 +159,7 @@ class RotationPlan:
             "new_key_source": self.new_key_source,
             "temporary_config": self.temporary_config,
             "command": list(self.argv),
-            "skipped": self.skipped,
+            "nothing_to_do": self.nothing_to_do,
             "notes": list(self.notes),
             "follow_up": list(self.follow_up),
             "member_state": member_state.Assessment(member_state.OK).as_result(),
@@ -311,13 +311,13 @@ class RotationBackend:
                 "(a restart after its clean exit would run it again); start the unit normally afterwards"
             )
         if current_key is not None and current_key != stored:
-            base.skipped = (
+            base.nothing_to_do = (
                 f"the data is encrypted with {stored}, not with current_key_identifier {current_key}: "
                 "nothing to rotate (already rotated?)"
             )
             return base
         if new_key is not None and new_key == stored:
-            base.skipped = f"the data is already encrypted with new_key_identifier {new_key}"
+            base.nothing_to_do = f"the data is already encrypted with new_key_identifier {new_key}"
             return base
 
         configured = config.key_identifier
