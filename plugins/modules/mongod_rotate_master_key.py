@@ -25,7 +25,8 @@ description:
     data is encrypted with now, PSMDB would refuse (C(The master encryption key rotation is in effect but the
     provided ... key identifier is equal to that the system is already configured with)), so mongod runs with a
     temporary copy of the config without C(keyIdentifier) (mode 0600, owned by O(service_user), in a private 0700
-    directory, removed afterwards; every other byte of the file is kept) and generates a new key. When the config
+    directory, removed afterwards; the other sections keep every byte, the security section its values and
+    comments) and generates a new key. When the config
     names another key, that key is the new one (MongoDB's documented manual procedure). Otherwise mongod generates
     and registers a new key (Register, plus Activate unless C(activateKeys=false))."
   - Waits for mongod to exit, at most O(timeout) seconds. Success needs exit status 0 B(and) log line 29111

@@ -102,7 +102,8 @@ class MemberConfig:
         return masked(self.conf.security)
 
     def without_key_identifier(self) -> str:
-        """The whole file text with ``security.kmip.keyIdentifier`` removed, every other byte kept."""
+        """The whole file text without ``security.kmip.keyIdentifier``: the other sections keep every
+        byte, the security section its values and comments (``MongodConf.edit_security``)."""
         return self.conf.edit_security(_drop_key_identifier)
 
     def encryption_result(self) -> dict[str, Any]:

@@ -63,28 +63,29 @@ class ReverseLineReader:
             limit = max(0, end - self.max_bytes)
             position = end
             pending = b""
-            first_chunk = True
+            # the last line may still be being written: it is dropped once its start is found
+            partial = True
             while position > limit:
                 size = min(self.chunk_bytes, position - limit)
                 position -= size
                 handle.seek(position)
-                data = handle.read(size)
-                self.bytes_read += len(data)
-                if first_chunk and not data.endswith(b"\n"):
-                    # the last line is still being written: drop it
-                    cut = data.rfind(b"\n")
-                    data = data[: cut + 1] if cut >= 0 else b""
-                first_chunk = False
-                data += pending
+                data = handle.read(size) + pending
+                self.bytes_read += size
                 lines = data.split(b"\n")
+                if partial:
+                    if len(lines) == 1:
+                        pending = data  # no newline yet: still inside the last line
+                        continue
+                    lines[-1] = b""  # the text after the file's last newline
+                    partial = False
                 pending = lines[0]
                 for line in reversed(lines[1:]):
                     if line.strip():
                         yield line
-            if position == 0:
+            if position == 0 and not partial:
                 if pending.strip():
                     yield pending
-            else:
+            elif position > 0:
                 self.truncated = True
 
 
@@ -433,33 +434,50 @@ class LogFollower:
     """The lines a file gains from now on (a mongod run's log), also when mongod starts a new
     file (``logAppend: false``: mongod renames the old one, or the file is truncated)."""
 
+    SIGNATURE_BYTES = 4096
+
     def __init__(self, path: str) -> None:
         self.path = path
+        self._inode: int | None = None
+        self._offset = 0
+        self._signature = b""
         try:
-            st = os.stat(path)
-            self._inode: int | None = st.st_ino
-            self._offset = st.st_size
+            with open(path, "rb") as handle:
+                self._inode = os.fstat(handle.fileno()).st_ino
+                self._offset = handle.seek(0, os.SEEK_END)
+                self._signature = self._read_signature(handle)
         except OSError:
-            self._inode = None
-            self._offset = 0
+            pass
         self._partial = b""
         self.entries: list[dict[str, Any]] = []
+
+    def _read_signature(self, handle: Any) -> bytes:
+        """The bytes just before the offset: if they change, the file was rewritten in place."""
+        start = max(0, self._offset - self.SIGNATURE_BYTES)
+        handle.seek(start)
+        return bytes(handle.read(self._offset - start))
 
     def poll(self) -> list[dict[str, Any]]:
         """Read what was appended since the last call; return the new entries."""
         try:
-            st = os.stat(self.path)
+            handle = open(self.path, "rb")  # noqa: SIM115 - closed below, on every path
         except OSError:
             return []
-        if st.st_ino != self._inode or st.st_size < self._offset:
-            self._inode, self._offset, self._partial = st.st_ino, 0, b""
-        if st.st_size == self._offset:
-            return []
-        new: list[dict[str, Any]] = []
-        with open(self.path, "rb") as handle:
+        with handle:
+            st = os.fstat(handle.fileno())
+            # a new file (mongod renamed the old one), or one truncated or rewritten in place
+            rewritten = st.st_size < self._offset or (
+                st.st_ino == self._inode and self._signature != self._read_signature(handle)
+            )
+            if st.st_ino != self._inode or rewritten:
+                self._inode, self._offset, self._partial = st.st_ino, 0, b""
             handle.seek(self._offset)
             chunk = handle.read()
-        self._offset += len(chunk)
+            self._offset += len(chunk)
+            self._signature = self._read_signature(handle)
+        if not chunk:
+            return []
+        new: list[dict[str, Any]] = []
         data = self._partial + chunk
         lines = data.split(b"\n")
         self._partial = lines.pop()
