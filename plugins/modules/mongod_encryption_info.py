@@ -50,7 +50,7 @@ attributes:
     support: none
 notes:
   - Run it as root (C(become=true)) or as the service user, so that the dbPath, the log and C(mongod.lock) can be
-    read. A lock that cannot be probed is reported with RV(lock.held=null).
+    read. A lock that cannot be probed is reported in RV(lock) with C(held=null).
   - The connection options are used only when mongod runs. With authentication, O(login_user) needs
     C(serverStatus) and C(getCmdLineOpts) (role C(clusterMonitor)). A failed query is reported in RV(server),
     never a task failure.
@@ -171,8 +171,8 @@ key_db_rotation:
     - C(<dbPath>/key.db.rotation) - C(path), C(present), C(modified), and C(meaning) when present.
     - Present only after a rotation that was killed (PSMDB removes it on any failure it survives). It blocks every
       later rotation, holds nothing the current key cannot rebuild, and is safe to remove once no mongod runs on the
-      dbPath (P(kmipops.psmdb.mongod_rotate_master_key#module) does it with O(
-      kmipops.psmdb.mongod_rotate_master_key#module:remove_leftover_rotation_dir=true)).
+      dbPath (P(kmipops.psmdb.mongod_rotate_master_key#module) does it with
+      O(kmipops.psmdb.mongod_rotate_master_key#module:remove_leftover_rotation_dir=true)).
   returned: always
   type: dict
 member_state:

@@ -69,10 +69,8 @@ attributes:
   diff_mode:
     support: full
     details: The key id and the keystores of the dbPath before and after (a generated key is named after the run).
-  action_group:
-    description: Not part of an action group - it takes no connection options (mongod is stopped).
-    support: none
 notes:
+  - In no action group - it takes no connection options (mongod is stopped).
   - Needs root (C(become=true)) to start mongod as O(service_user); running as O(service_user) itself works too.
   - The old key stays on the KMS. C(key.db.rotated) and every backup taken before the rotation need it; the module
     never revokes or destroys a key.
@@ -236,12 +234,39 @@ plan:
       type: list
       elements: dict
 run:
-  description: The mongod run - C(pid) (the forked child's with fork), C(forked), C(rc) and C(rc_meaning) (233 is
-    PSMDB's 1001, a data-at-rest encryption error; negative is a signal), C(timed_out), C(stopped_listening) (it
-    started serving instead of rotating and was stopped), C(duration_seconds), C(stdout), C(stderr) (tails, secrets
-    masked).
+  description: The mongod run.
   returned: when mongod ran
   type: dict
+  contains:
+    pid:
+      description: Its process id (the forked child's with C(processManagement.fork)).
+      type: int
+    forked:
+      description: mongod forked (C(processManagement.fork=true)).
+      type: bool
+    rc:
+      description: The exit status (the fork parent's, which is the child's when it failed); null when it did not
+        exit before the deadline; negative for a signal.
+      type: int
+      sample: 233
+    rc_meaning:
+      description: What it means, for example C(data-at-rest encryption error (exit code 1001)) for 233.
+      type: str
+    timed_out:
+      description: mongod had not exited at the deadline (it is left running).
+      type: bool
+    stopped_listening:
+      description: mongod started serving instead of rotating and was stopped with SIGTERM.
+      type: bool
+    duration_seconds:
+      description: From start to exit.
+      type: float
+    stdout:
+      description: The end of its standard output (the fork parent's lines), secrets masked.
+      type: str
+    stderr:
+      description: The end of its standard error (option errors), secrets masked.
+      type: str
 log:
   description: This run's key lines of mongod's log (29115, 29116, 29039, 29111, 29120, 29124, 23016, 23138...), each
     with C(id), C(t), C(msg), C(attr). Never 21951, which echoes the KMIP password.
@@ -268,12 +293,28 @@ registered_key_identifier:
   type: str
 member_state:
   description:
-    - The member after the run - C(state) (C(ok), C(leftover_rotation_dir), C(swap_interrupted),
-      C(metadata_not_written)), C(message), C(recovery) (the documented steps, in order),
-      C(interrupted_new_key_identifier). On a refusal, the state that caused it.
+    - The member after the run; on a refusal, the state that caused it.
     - After a failure that PSMDB survived the state is C(ok) and the member starts on its old key.
   returned: always
   type: dict
+  contains:
+    state:
+      description:
+        - C(ok), C(leftover_rotation_dir) (a C(key.db.rotation) left by a killed run; the member starts on its key),
+          C(swap_interrupted) (no C(key.db), killed between the keystore renames),
+          C(metadata_not_written) (C(key.db) under the new key, storage.bson naming the old one).
+        - On refusals also C(no_data) and C(not_kmip).
+      type: str
+    message:
+      description: What the state means and what to do.
+      type: str
+    recovery:
+      description: The documented recovery steps, in order (for the interrupted states).
+      type: list
+      elements: str
+    interrupted_new_key_identifier:
+      description: The key the interrupted run was rotating to (registered on the KMS when generated).
+      type: str
 removed_leftover_rotation_dir:
   description: The leftover C(key.db.rotation) was removed.
   returned: when mongod ran

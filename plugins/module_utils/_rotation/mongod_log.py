@@ -222,8 +222,8 @@ class MongodRun:
     def add(self, entry: Mapping[str, Any]) -> None:
         """Take one entry, in log order."""
         log_id = entry["id"]
-        attr = entry.get("attr") if isinstance(entry.get("attr"), Mapping) else {}
-        assert isinstance(attr, Mapping)
+        raw_attr = entry.get("attr")
+        attr: Mapping[str, Any] = raw_attr if isinstance(raw_attr, Mapping) else {}
         self.last_at = entry_time(entry) or self.last_at
         if log_id == STARTING:
             self.complete = True

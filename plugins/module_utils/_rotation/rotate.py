@@ -271,7 +271,8 @@ class RotationBackend:
                 member_state=assessment.as_result(),
             )
         stored = files.key_id
-        assert stored is not None
+        if stored is None:  # assess() said NOT_KMIP already; kept explicit for the reader
+            raise NotKmipEncryptedError(f"{config.db_path}: storage.bson names no KMIP key", db_path=config.db_path)
         if not files.key_db.present:
             raise NotKmipEncryptedError(
                 f"{config.db_path}: storage.bson names the KMIP key {stored} but there is no key.db keystore; "
@@ -370,7 +371,7 @@ class RotationBackend:
         )
         if temporary:
             plan.actions.append(Action(REMOVE_TEMP_CONFIG, "remove the temporary copy", path=config_arg))
-        plan.follow_up = self._follow_up(plan, unit)
+        plan.follow_up = follow_up(config, plan, unit)
         if source == "given" and configured not in (None, stored, new_key):
             plan.notes.append(
                 f"security.kmip.keyIdentifier in {config.path} names {configured}; new_key_identifier {new_key} "
@@ -455,35 +456,15 @@ class RotationBackend:
                 paths=problems,
             )
 
-    def _follow_up(self, plan: RotationPlan, unit: UnitState | None) -> list[str]:
-        assert self.config is not None
-        config = self.config
-        steps: list[str] = []
-        configured = config.key_identifier
-        target = plan.new_key or "<new_key_identifier of the result>"
-        if configured is not None and configured != plan.new_key:
-            steps.append(
-                f"security.kmip.keyIdentifier in {config.path} names {configured}: remove it or set it to {target} "
-                "(kmipops.psmdb.mongod_kmip_config) before mongod starts, or mongod refuses to start ('The provided "
-                "... KMIP keyIdentifier is not equal to that the system is already configured with')"
-            )
-        if config.rotate_master_key:
-            steps.append(
-                f"remove security.kmip.rotateMasterKey from {config.path} (kmipops.psmdb.mongod_kmip_config removes "
-                "it): with it mongod rotates again at every start"
-            )
-        steps.append(f"start mongod normally{f' (systemctl start {unit.name})' if unit else ''}")
-        steps.append(
-            f"keep the old key {plan.old_key} on the KMS: key.db.rotated and every backup taken before the rotation "
-            "need it"
-        )
-        return steps
-
     # -- applying -----------------------------------------------------------------------------
 
+    def _planned(self) -> tuple[MemberConfig, RunAs, MemberFiles]:
+        if self.config is None or self.run_as is None or self.files is None:
+            raise RuntimeError("RotationBackend.apply() needs the plan() of the same backend first")
+        return self.config, self.run_as, self.files
+
     def apply(self, plan: RotationPlan) -> RotationOutcome:
-        config, run_as, files = self.config, self.run_as, self.files
-        assert config is not None and run_as is not None and files is not None
+        config, run_as, files = self._planned()
         removed = False
         if any(action.action == REMOVE_LEFTOVER for action in plan.actions):
             remove_leftover_rotation_dir(files)
@@ -524,10 +505,9 @@ class RotationBackend:
         return path
 
     def _judge(self, plan: RotationPlan, before: MemberFiles, result: RunResult, removed: bool) -> RotationOutcome:
-        assert self.config is not None
         runs = runs_from_entries(result.entries)
         run = runs[-1] if runs else None
-        after = MemberFiles.inspect(self.config.db_path)
+        after = MemberFiles.inspect(plan.db_path)
         facts: dict[str, Any] = {
             "db_path": plan.db_path,
             "old_key_identifier": plan.old_key,
@@ -590,6 +570,29 @@ class RotationBackend:
         else:
             text += f". {assessment.message}. See member_state.recovery"
         return text
+
+
+def follow_up(config: MemberConfig, plan: RotationPlan, unit: UnitState | None) -> list[str]:
+    """What must happen before the member starts again."""
+    steps: list[str] = []
+    configured = config.key_identifier
+    target = plan.new_key or "<new_key_identifier of the result>"
+    if configured is not None and configured != plan.new_key:
+        steps.append(
+            f"security.kmip.keyIdentifier in {config.path} names {configured}: remove it or set it to {target} "
+            "(kmipops.psmdb.mongod_kmip_config) before mongod starts, or mongod refuses to start ('The provided "
+            "... KMIP keyIdentifier is not equal to that the system is already configured with')"
+        )
+    if config.rotate_master_key:
+        steps.append(
+            f"remove security.kmip.rotateMasterKey from {config.path} (kmipops.psmdb.mongod_kmip_config removes "
+            "it): with it mongod rotates again at every start"
+        )
+    steps.append(f"start mongod normally{f' (systemctl start {unit.name})' if unit else ''}")
+    steps.append(
+        f"keep the old key {plan.old_key} on the KMS: key.db.rotated and every backup taken before the rotation need it"
+    )
+    return steps
 
 
 def remove_leftover_rotation_dir(files: MemberFiles) -> None:

@@ -178,7 +178,7 @@ def unit_state(systemctl: str, name: str, timeout: float = 30.0) -> UnitState:
         )
     values: dict[str, str] = {}
     for line in completed.stdout.splitlines():
-        key, _, value = line.partition("=")
+        key, _sep, value = line.partition("=")
         values[key.strip()] = value.strip()
     pid = values.get("MainPID", "")
     state = UnitState(
