@@ -524,4 +524,6 @@ def test_no_password_in_verbose_output(make_member: MemberFactory, info, rotate,
     assert password not in run.stdout + run.stderr
     failed, run = rotate(member, verbosity=3, new_key_identifier="no-such-key")
     assert failed["error_kind"] == "rotation_failed" and "absent" in failed["msg"]
+    assert failed["mongod_error"]["what"] == "Can't rotate master encryption key"
     assert password not in run.stdout + run.stderr
+    assert member.started_key() == result["new_key_identifier"], "the failed rotation left the member startable"
