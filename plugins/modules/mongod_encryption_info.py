@@ -162,8 +162,9 @@ key_db:
   returned: always
   type: dict
 key_db_rotated:
-  description: C(<dbPath>/key.db.rotated), the keystore under the key before the last rotation. It and backups
-    taken before that rotation need the old key, so the old key must stay on the KMS.
+  description: C(<dbPath>/key.db.rotated) - C(path), C(present), C(modified), and C(meaning) when present. The
+    keystore under the key before the last rotation; it and backups taken before that rotation need the old key,
+    so the old key must stay on the KMS.
   returned: always
   type: dict
 key_db_rotation:

@@ -270,7 +270,13 @@ def gather(
         "pid_file": pid_file.as_result() if pid_file else None,
         "storage": files.storage_result(),
         "key_db": files.key_db.as_result(),
-        "key_db_rotated": files.key_db_rotated.as_result(),
+        "key_db_rotated": {
+            **files.key_db_rotated.as_result(),
+            "meaning": "the keystore under the master key before the last rotation: it and every backup taken "
+            "before that rotation need the old key on the KMS"
+            if files.key_db_rotated.present
+            else None,
+        },
         "key_db_rotation": {
             **files.key_db_rotation.as_result(),
             "meaning": member_state.leftover_message(files) if files.key_db_rotation.present else None,
