@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from psmdb_emulator import yamlconf
+from psmdb_emulator import server_parameters, yamlconf
 
 VERSION = "7.0.14-8"
 EXIT_BAD_OPTIONS = 2
@@ -90,7 +90,7 @@ _SPECS: tuple[OptionSpec, ...] = (
     # replication / sharding
     OptionSpec("replication.replSetName", STRING, ("replSet",)),
     OptionSpec("replication.oplogSizeMB", INT, ("oplogSize",)),
-    OptionSpec("sharding.clusterRole", STRING, ("shardsvr",)),
+    OptionSpec("sharding.clusterRole", STRING, ()),  # CLI: --configsvr / --shardsvr (_CLI_SPECIAL)
     # security
     OptionSpec("security.authorization", STRING, ("auth",), implicit="enabled"),
     OptionSpec("security.keyFile", STRING, ("keyFile",)),
@@ -146,7 +146,12 @@ _BY_KEY = {spec.key: spec for spec in _SPECS}
 _BY_CLI = {name: spec for spec in _SPECS for name in spec.cli}
 # CLI flags whose meaning is the opposite of their YAML key (mongod's --nounixsocket...)
 _NEGATED_CLI = {"nounixsocket", "noscripting"}
-_CLI_SPECIAL = {"--syslog": ("systemLog.destination", "syslog")}
+_CLI_SPECIAL = {
+    "--syslog": ("systemLog.destination", "syslog"),
+    # mongod canonicalizes these switches to sharding.clusterRole (mongod_options_sharding.idl)
+    "--configsvr": ("sharding.clusterRole", "configsvr"),
+    "--shardsvr": ("sharding.clusterRole", "shardsvr"),
+}
 _YAML_BOOLS = {
     "true": True,
     "True": True,
@@ -355,6 +360,7 @@ def parse_args(argv: Sequence[str], read_file: Callable[[str], str] | None = Non
     if options.set_parameters:
         options.parsed["setParameter"] = dict(options.set_parameters)
     _validate(options, typed)
+    _validate_replication(options, typed)
     return options
 
 
@@ -645,3 +651,27 @@ def _validate(options: Options, typed: dict[str, Any]) -> None:
             "BadValue: security.enableEncryption requires one of security.encryptionKeyFile, "
             "security.vault.serverName or security.kmip.serverName"
         )
+
+
+def _validate_replication(options: Options, typed: dict[str, Any]) -> None:
+    """sharding.clusterRole (mongod_options.cpp) and the replication setParameters the server implements."""
+    role = typed.get("sharding.clusterRole")
+    if role is not None:
+        if role not in ("configsvr", "shardsvr"):
+            raise OptionsError(
+                f"BadValue: Bad value for sharding.clusterRole: {role}.  "
+                "Supported modes are: (1) configsvr, (2) shardsvr"
+            )
+        if role == "configsvr" and not typed.get("replication.replSetName"):
+            raise OptionsError(
+                "BadValue: Cannot start a configsvr as a standalone server. Please use the option --replSet to start "
+                "the node as a replica set."
+            )
+        if "net.port" not in typed:  # ServerGlobalParams::ConfigServerPort / ShardServerPort
+            options.net.port = 27019 if role == "configsvr" else 27018
+        if role == "configsvr" and "storage.dbPath" not in typed:
+            options.storage.db_path = "/data/configdb"
+    try:
+        server_parameters.startup_values(options.set_parameters)
+    except server_parameters.ParameterError as exc:
+        raise OptionsError(f"BadValue: {exc}", hint=False) from exc

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from bson.timestamp import Timestamp
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -22,7 +24,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pymongo import MongoClient
 from pymongo.errors import NotPrimaryError, OperationFailure, ServerSelectionTimeoutError
 
-from psmdb_emulator.server.testing import EmulatorProcess, replica_set_config, wait_for
+from psmdb_emulator.server.peer import PeerClient, PeerError
+from psmdb_emulator.server.testing import QUICK_SHUTDOWN, EmulatorProcess, replica_set_config, terminate_all, wait_for
 
 HOSTS = ("127.0.40.21", "127.0.40.22")
 PORT = 27017
@@ -111,6 +114,7 @@ def members(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[list
         "--tlsCertificateKeyFile", str(pki.server_file),
         "--tlsCertificateKeyFilePassword", PEM_PASSWORD,
         "--tlsCAFile", str(pki.ca_file),
+        *QUICK_SHUTDOWN,
     ]  # fmt: skip
     processes = []
     for index, host in enumerate(HOSTS):
@@ -124,8 +128,7 @@ def members(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[list
             process.wait_listening()
         yield processes
     finally:
-        for process in processes:
-            process.terminate()
+        terminate_all(processes)
 
 
 def tls_client(pki: Pki, address: str, **kwargs: Any) -> MongoClient[dict[str, Any]]:
@@ -252,3 +255,28 @@ def test_passwords_are_masked_in_cmd_line_opts_and_never_logged(pki: Pki, member
         assert "Waiting for connections" in log
         assert PEM_PASSWORD not in log
         assert ADMIN_PASSWORD not in log
+
+
+def test_i10_9_cluster_time_is_signed_in_a_key_file_set(pki: Pki, members: list[EmulatorProcess]) -> None:
+    context = ssl.create_default_context(cafile=str(pki.ca_file))
+    context.load_cert_chain(str(pki.client_file))
+    first = PeerClient(members[0].address, context, key=None)  # not authenticated: no advanceClusterTime
+    second = PeerClient(members[1].address, context, key=None)
+    try:
+        reply = first.command("admin", {"ping": 1}, timeout=30)
+        cluster_time = reply["$clusterTime"]
+        assert isinstance(cluster_time["clusterTime"], Timestamp) and isinstance(reply["operationTime"], Timestamp)
+        assert len(cluster_time["signature"]["hash"]) == 20 and cluster_time["signature"]["keyId"] != 0
+        # Every member verifies a cluster time any member of the set signed...
+        assert second.command("admin", {"ping": 1, "$clusterTime": cluster_time}, timeout=30)["ok"] == 1.0
+        # ...and refuses a forged one from a client that may not advance the cluster time.
+        forged = {
+            "clusterTime": Timestamp(cluster_time["clusterTime"].time + 3600, 1),
+            "signature": cluster_time["signature"],
+        }
+        with pytest.raises(PeerError) as refused:
+            second.command("admin", {"ping": 1, "$clusterTime": forged}, timeout=30)
+        assert refused.value.reply is not None and refused.value.reply["codeName"] == "TimeProofMismatch"
+    finally:
+        first.close()
+        second.close()

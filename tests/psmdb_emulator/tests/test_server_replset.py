@@ -6,6 +6,7 @@ state it needs and waits for it with a deadline.
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -25,7 +26,14 @@ from pymongo.errors import (
 )
 from pymongo.write_concern import WriteConcern
 
-from psmdb_emulator.server.testing import EmulatorProcess, RawClient, replica_set_config, wait_for
+from psmdb_emulator.server.testing import (
+    QUICK_SHUTDOWN,
+    EmulatorProcess,
+    RawClient,
+    replica_set_config,
+    terminate_all,
+    wait_for,
+)
 
 HOSTS = ("127.0.40.1", "127.0.40.2", "127.0.40.3")
 PORT = 27017
@@ -42,7 +50,7 @@ def members(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[EmulatorP
     for index, host in enumerate(HOSTS):
         workdir = base / f"member{index}"
         workdir.mkdir()
-        processes.append(EmulatorProcess(workdir, host, PORT, ["--replSet", SET_NAME]))
+        processes.append(EmulatorProcess(workdir, host, PORT, ["--replSet", SET_NAME, *QUICK_SHUTDOWN]))
     try:
         for process in processes:
             process.start()
@@ -50,8 +58,7 @@ def members(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[EmulatorP
             process.wait_listening()
         yield processes
     finally:
-        for process in processes:
-            process.terminate()
+        terminate_all(processes)
 
 
 def direct(member: EmulatorProcess, **kwargs: Any) -> MongoClient[dict[str, Any]]:
@@ -231,6 +238,161 @@ def test_step_down_of_a_secondary_is_refused(members: list[EmulatorProcess]) -> 
     secondary = next(m for m in members if m is not primary)
     reply = RawClient(secondary.address).run("admin", {"replSetStepDown": 10})
     assert reply["codeName"] == "NotWritablePrimary"
+
+
+def unfreeze_all(members: list[EmulatorProcess]) -> None:
+    """replSetFreeze 0 also ends a step-down period, so every member may stand again."""
+    for member in members:
+        RawClient(member.address).run("admin", {"replSetFreeze": 0})
+
+
+def test_i10_9_config_term_and_election_metrics(members: list[EmulatorProcess]) -> None:
+    unfreeze_all(members)
+    old = wait_primary(members)
+    wait_all_healthy(old)
+    reply = RawClient(old.address).run("admin", {"replSetStepDown": 10, "secondaryCatchUpPeriodSecs": 5})
+    assert reply["ok"] == 1.0, reply
+    new = wait_primary(members, other_than=old)
+
+    def config_term_follows() -> dict[str, Any] | None:
+        status = RawClient(new.address).run("admin", {"replSetGetStatus": 1})
+        config = RawClient(new.address).run("admin", {"replSetGetConfig": 1})["config"]
+        terms = {m["configTerm"] for m in status["members"]}
+        return status if config["term"] == status["term"] and terms == {status["term"]} else None
+
+    status = wait_for(config_term_follows, 60, "config.term to follow the new term on every member")
+    candidate = status["electionCandidateMetrics"]
+    assert candidate["lastElectionReason"] == "stepUpRequestSkipDryRun"  # election handoff
+    assert candidate["electionTerm"] == status["term"]
+    assert candidate["numVotesNeeded"] == 2 and candidate["priorityAtElection"] == 1.0
+    for field_name in ("lastElectionDate", "lastCommittedOpTimeAtElection", "lastSeenOpTimeAtElection",
+                       "electionTimeoutMillis", "newTermStartDate"):  # fmt: skip
+        assert field_name in candidate
+    metrics = RawClient(new.address).run("admin", {"serverStatus": 1})["electionMetrics"]
+    for counter in ("stepUpCmd", "priorityTakeover", "catchUpTakeover", "electionTimeout", "freezeTimeout"):
+        assert set(metrics[counter]) == {"called", "successful"}
+    assert metrics["stepUpCmd"]["successful"] >= 1
+    assert "numStepDownsCausedByHigherTerm" in metrics and "numCatchUps" in metrics
+    old_status = RawClient(old.address).run("admin", {"replSetGetStatus": 1})
+    assert "electionCandidateMetrics" not in old_status  # cleared when it stepped down
+    assert old_status["electionParticipantMetrics"]["electionTerm"] == status["term"]
+    assert old_status["electionParticipantMetrics"]["votedForCandidate"] is True
+
+
+def test_i10_9_roles_db_hash_maintenance_and_defaults(members: list[EmulatorProcess]) -> None:
+    primary = wait_primary(members)
+    wait_all_healthy(primary)
+    admin = RawClient(primary.address)
+    roles = {r["role"] for r in admin.run("admin", {"rolesInfo": 1, "showBuiltinRoles": True})["roles"]}
+    assert {"root", "clusterMonitor", "readWriteAnyDatabase", "read", "readWrite"} <= roles
+    app_roles = {r["role"] for r in admin.run("app", {"rolesInfo": 1, "showBuiltinRoles": True})["roles"]}
+    assert "readWrite" in app_roles and "root" not in app_roles
+    assert admin.run("app", {"rolesInfo": 1})["roles"] == []  # no user-defined roles
+
+    defaults = admin.run("admin", {"getDefaultRWConcern": 1})
+    assert defaults["defaultWriteConcern"] == {"w": "majority", "wtimeout": 0}
+    assert defaults["defaultWriteConcernSource"] == "implicit"
+    assert defaults["defaultReadConcern"] == {"level": "local"}
+    parameters = admin.run("admin", {"getParameter": "*"})
+    assert parameters["shutdownTimeoutMillisForSignaledShutdown"] == 500  # typed, from --setParameter
+    assert parameters["periodicNoopIntervalSecs"] == 10 and parameters["enableElectionHandoff"] is True
+
+    with set_client(w="majority", wtimeoutMS=30000) as client:
+        write_until_acknowledged(lambda: client.app.hashed.insert_many([{"_id": i, "v": i * i} for i in range(50)]))
+
+    def same_hash_everywhere() -> str | None:
+        hashes = {RawClient(m.address).run("app", {"dbHash": 1})["md5"] for m in members}
+        return hashes.pop() if len(hashes) == 1 else None
+
+    digest = wait_for(same_hash_everywhere, 60, "dbHash to agree on every member")
+    reply = admin.run("app", {"dbHash": 1, "collections": ["hashed"]})
+    assert set(reply["collections"]) == {"hashed"} and reply["md5"] != digest
+
+    secondary = next(m for m in members if m is not primary)
+    maintenance = RawClient(secondary.address)
+    assert admin.run("admin", {"replSetMaintenance": True})["codeName"] == "NotSecondary"
+    assert maintenance.run("admin", {"replSetMaintenance": True})["ok"] == 1.0
+    try:
+        assert maintenance.run("admin", {"replSetGetStatus": 1})["myState"] == 3  # RECOVERING
+        read = maintenance.run("app", {"find": "hashed", "$readPreference": {"mode": "secondaryPreferred"}})
+        assert read["codeName"] == "NotPrimaryOrSecondary"
+        wait_for(
+            lambda: (
+                {m["name"]: m["stateStr"] for m in admin.run("admin", {"replSetGetStatus": 1})["members"]}[
+                    secondary.address
+                ]
+                == "RECOVERING"
+            ),
+            30,
+            "the primary to see the member RECOVERING",
+        )
+    finally:
+        assert maintenance.run("admin", {"replSetMaintenance": False})["ok"] == 1.0
+    assert maintenance.run("admin", {"replSetGetStatus": 1})["myState"] == 2
+    assert maintenance.run("admin", {"replSetMaintenance": False})["codeName"] == "OperationFailed"
+
+
+def test_i10_10_write_concern_errors_at_once_with_mongod_codes(members: list[EmulatorProcess]) -> None:
+    primary = wait_primary(members)
+    client = RawClient(primary.address)
+    unknown_mode = "No write concern mode named 'dc2' found in replica set configuration"
+    cases = (
+        ({"w": 4}, 100, "UnsatisfiableWriteConcern", "Not enough data-bearing nodes"),
+        ({"w": "dc2"}, 79, "UnknownReplWriteConcern", unknown_mode),
+    )
+    for write_concern, code, code_name, message in cases:
+        started = time.monotonic()
+        reply = client.run("app", {"insert": "wc", "documents": [{}], "writeConcern": write_concern})
+        assert time.monotonic() - started < 5  # at once, not after waiting
+        assert reply["ok"] == 1.0 and reply["n"] == 1  # the write itself is done, like mongod
+        error = reply["writeConcernError"]
+        assert (error["code"], error["codeName"], error["errmsg"]) == (code, code_name, message)
+        assert error["errInfo"]["writeConcern"]["provenance"] == "clientSupplied"
+    malformed = client.run("app", {"insert": "wc", "documents": [{}], "writeConcern": {"w": True}})
+    assert malformed["codeName"] == "FailedToParse"
+    assert client.run("app", {"ping": 1})["ok"] == 1.0  # the connection survives
+
+
+def test_i10_11_step_downs_cost_a_retryable_writer_nothing(members: list[EmulatorProcess]) -> None:
+    unfreeze_all(members)
+    wait_all_healthy(wait_primary(members))
+    acknowledged: list[int] = []
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def writer() -> None:
+        with set_client(w="majority", retryWrites=True) as client:
+            collection = client.app.get_collection("ride_through")
+            index = 0
+            while not stop.is_set():
+                try:
+                    collection.insert_one({"_id": index})
+                    acknowledged.append(index)
+                except Exception as exc:  # every error counts: a step-down must cost the writer nothing
+                    errors.append(exc)
+                index += 1
+
+    thread = threading.Thread(target=writer, name="retryable-writer")
+    thread.start()
+    try:
+        for _round in range(5):
+            primary = wait_primary(members)
+            wait_all_healthy(primary)
+            before = len(acknowledged)
+            wait_for(lambda b=before: len(acknowledged) >= b + 5, 60, "the writer to make progress")
+            reply = RawClient(primary.address).run("admin", {"replSetStepDown": 4, "secondaryCatchUpPeriodSecs": 3})
+            assert reply["ok"] == 1.0, reply
+            wait_primary(members, other_than=primary)
+            unfreeze_all(members)
+        after = len(acknowledged)
+        wait_for(lambda: len(acknowledged) >= after + 5, 60, "the writer to make progress on the last primary")
+    finally:
+        stop.set()
+        thread.join(timeout=120)
+    assert errors == []
+    with set_client() as client:
+        stored = {d["_id"] for d in client.app.ride_through.find({}, {"_id": 1})}
+    assert set(acknowledged) <= stored
 
 
 def test_killing_the_primary_elects_another_and_keeps_majority_writes(members: list[EmulatorProcess]) -> None:

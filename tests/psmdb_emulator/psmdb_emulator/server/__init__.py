@@ -11,12 +11,14 @@ import ipaddress
 import socket
 import ssl
 import threading
+import time
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..contracts import DataStore, ShutdownController
 from ..logv2 import Logger
 from .commands import Connection, dispatch
+from .errors import CommandError
 from .node import Node
 from .settings import ServerSettings
 from .wire import ProtocolError, encode_reply, read_request
@@ -138,7 +140,7 @@ class Listener:
                 if conn.close_after_reply:
                     break  # mongod closes the connection on shutdown without answering
                 if not request.more_to_come:
-                    sock.sendall(encode_reply(request, reply))
+                    sock.sendall(self._encode(request, reply))
         except (ConnectionError, ProtocolError, ssl.SSLError, OSError) as exc:
             if isinstance(exc, ProtocolError | ssl.SSLError):
                 node.logger.log(
@@ -161,6 +163,13 @@ class Listener:
                 "Connection ended",
                 {"remote": remote, "connectionId": connection_id, "connectionCount": count},
             )
+
+    def _encode(self, request: Any, reply: dict[str, Any]) -> bytes:
+        try:
+            return encode_reply(request, reply)
+        except Exception as exc:  # a reply that cannot be encoded is the server's bug, not the client's
+            self.node.logger.log("E", "COMMAND", 99002, "Emulator: reply could not be encoded", {"error": repr(exc)})
+            return encode_reply(request, CommandError(8, f"reply could not be encoded: {exc}").to_reply())
 
     def _maybe_wrap_tls(self, sock: socket.socket, conn: Connection) -> socket.socket:
         mode = self.node.settings.tls.mode
@@ -202,12 +211,47 @@ def serve(options: Options, store: DataStore, logger: Logger, shutdown: Shutdown
         node.repl.start()
     try:
         shutdown.wait()
+        _shutdown_task(node)
     finally:
-        logger.log("I", "REPL", 4784900, "Stepping down the ReplicationCoordinator for shutdown", {})
         with node.lock:
-            node.changed.notify_all()  # wake awaitable hellos and write-concern waiters
+            node.interrupted_at_shutdown = True
+            node.changed.notify_all()  # wake awaitable hellos, write-concern waiters and the shutdown command
+        logger.log("I", "NETWORK", 20562, "Shutdown: going to close listening sockets", {})
         listener.stop()
         if node.repl is not None:
             node.repl.stop()
         node.stop_flusher()
         logger.log("I", "STORAGE", 4784929, "Acquiring the global lock for shutdown", {})
+
+
+def _shutdown_task(node: Node) -> None:
+    """mongod_main.cpp shutdownTask, replication part. A signal (or the key-state monitor) steps a primary
+    down, waiting up to shutdownTimeoutMillisForSignaledShutdown for a caught-up secondary; the shutdown
+    command has done its step-down already and left its quiesce time. A member that is then SECONDARY
+    quiesces for the rest of that time: it keeps serving (and the dbPath stays locked), but hello answers
+    ShutdownInProgress so that clients go elsewhere. Connections are refused only after quiesce."""
+    repl = node.repl
+    if repl is None:
+        return
+    quiesce = node.command_quiesce_seconds
+    if quiesce is None:
+        timeout = node.settings.signaled_shutdown_timeout
+        started = time.monotonic()
+        node.logger.log(
+            "I",
+            "REPL",
+            4784900,
+            "Stepping down the ReplicationCoordinator for shutdown",
+            {"waitTimeMillis": int(timeout * 1000)},
+        )
+        repl.step_down_for_shutdown(timeout, signaled=True)
+        quiesce = max(0.0, timeout - (time.monotonic() - started))
+    if not repl.enter_quiesce_if_secondary(quiesce):
+        return
+    node.logger.log(
+        "I", "REPL", 4695102, "Entering quiesce mode for shutdown", {"quiesceTimeMillis": int(quiesce * 1000)}
+    )
+    deadline = time.monotonic() + quiesce
+    while (remaining := deadline - time.monotonic()) > 0:
+        time.sleep(min(remaining, 0.1))
+    node.logger.log("I", "REPL", 4695103, "Exiting quiesce mode for shutdown", {})

@@ -175,9 +175,13 @@ class Catalog:
         start = 0 if ts is None else self._index_after(ts)
         return self.oplog[start : start + limit]
 
-    def has_oplog_entry(self, ts: Timestamp, term: int) -> bool:
+    def oplog_entry(self, ts: Timestamp) -> dict[str, Any] | None:
         index = self._index_after(ts) - 1
-        return index >= 0 and self.oplog[index]["ts"] == ts and self.oplog[index]["t"] == term
+        return self.oplog[index] if index >= 0 and self.oplog[index]["ts"] == ts else None
+
+    def has_oplog_entry(self, ts: Timestamp, term: int) -> bool:
+        entry = self.oplog_entry(ts)
+        return entry is not None and entry["t"] == term
 
     def truncate_oplog_after(self, ts: Timestamp) -> list[dict[str, Any]]:
         """Drops entries newer than ts (rollback); returns them, oldest first."""

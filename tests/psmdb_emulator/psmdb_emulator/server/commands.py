@@ -2,29 +2,33 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import secrets
 import socket
 import ssl
 import time
+import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import bson
 from bson import ObjectId
 from bson.binary import Binary, UuidRepresentation
 
+from .. import server_parameters
 from ..options import VERSION, censor_argv, censor_parsed
-from . import query
+from . import query, roles, writeconcern
 from .catalog import LOCAL_DB, OPLOG, id_key
-from .errors import CommandError, bad_value
+from .errors import NOT_PRIMARY_CODES, SHUTDOWN_CODES, CommandError, bad_value, retryable_write_label
 from .node import USERS_COLLECTION, USERS_DB, Node
 from .peer import INTERNAL_USER
-from .replset import PRIMARY, utcnow
+from .replset import PRIMARY, SECONDARY, utcnow
 from .scram import LEGACY_MECHANISM, MECHANISM, ScramError, ScramServerConversation, derive_credentials
-from .wire import MAX_BSON_OBJECT_SIZE, MAX_MESSAGE_SIZE, OP_QUERY, Request
+from .wire import CODEC_OPTIONS, MAX_BSON_OBJECT_SIZE, MAX_MESSAGE_SIZE, OP_QUERY, Request
 
 MAX_WIRE_VERSION = 21  # MongoDB 7.0
 MAX_WRITE_BATCH_SIZE = 100_000
@@ -85,12 +89,8 @@ class CommandContext:
 
     @property
     def write_concern(self) -> dict[str, Any]:
-        wc = self.cmd.get("writeConcern")
-        if wc:
-            return dict(wc)
-        if self.node.repl and self.node.repl.config:
-            return dict(self.node.repl.settings.get("getLastErrorDefaults", {"w": 1}))
-        return {"w": 1}
+        """The command's writeConcern, or the implicit default (w: "majority" on a replica set)."""
+        return writeconcern.resolve(self.cmd.get("writeConcern"), self.node.repl)
 
 
 Handler = Callable[[CommandContext], dict[str, Any]]
@@ -107,6 +107,8 @@ def command(*names: str) -> Callable[[Handler], Handler]:
 
 
 def dispatch(node: Node, conn: Connection, request: Request) -> dict[str, Any]:
+    """Runs one command. Whatever goes wrong, the client gets ``{ok: 0, errmsg, code, codeName}`` and keeps
+    its connection, as with mongod."""
     if not request.command:
         return CommandError(59, "no command").to_reply()
     ctx = CommandContext(node, conn, request)
@@ -115,17 +117,82 @@ def dispatch(node: Node, conn: Connection, request: Request) -> dict[str, Any]:
         if handler is None:
             raise CommandError(59, f"no such command: '{ctx.name}'")
         _check_authorized(ctx)
+        _check_cluster_time(ctx)
         _check_secondary_ok(ctx)
+        _parse_write_concern(ctx.cmd.get("writeConcern"))
         reply = handler(ctx)
     except CommandError as exc:
         reply = exc.to_reply()
     except ScramError as exc:
         reply = CommandError(18, f"Authentication failed: {exc}").to_reply()
+    except Exception as exc:  # a bug or unexpected input must not cost the client its connection
+        reply = _unexpected_error(ctx, exc).to_reply()
     reply.setdefault("ok", 1.0)
-    if node.repl is not None and node.repl.config is not None:
-        with node.lock:
-            reply.setdefault("operationTime", node.repl.applied()["ts"])
+    _decorate_reply(ctx, reply)
     return reply
+
+
+def _unexpected_error(ctx: CommandContext, exc: Exception) -> CommandError:
+    """mongod's closest answer for input the handlers did not expect (a missing or mistyped field)."""
+    ctx.node.logger.log(
+        "E",
+        "COMMAND",
+        99001,
+        "Emulator: unexpected exception in command",
+        {"command": ctx.name, "error": repr(exc), "trace": traceback.format_exc(limit=5)},
+    )
+    if isinstance(exc, KeyError):
+        return CommandError(40414, f"BSON field '{ctx.name}.{exc.args[0]}' is missing but a required field")
+    if isinstance(exc, TypeError | ValueError | AttributeError | IndexError | bson.errors.BSONError):
+        return CommandError(14, f"{ctx.name}: invalid argument: {exc}")
+    return CommandError(8, f"{ctx.name}: {exc}")
+
+
+def _decorate_reply(ctx: CommandContext, reply: dict[str, Any]) -> None:
+    """Error labels, topologyVersion on not-primary/shutdown errors, operationTime and $clusterTime
+    (service_entry_point_common.cpp)."""
+    node = ctx.node
+    code = reply.get("code") if not reply.get("ok") else None
+    wc_code = (reply.get("writeConcernError") or {}).get("code")
+    retryable_write = "txnNumber" in ctx.cmd and "autocommit" not in ctx.cmd
+    if retryable_write and retryable_write_label(code, wc_code):
+        reply["errorLabels"] = ["RetryableWriteError"]
+    if node.repl is None:
+        return
+    with node.lock:
+        if {code, wc_code} & (NOT_PRIMARY_CODES | SHUTDOWN_CODES):
+            reply.setdefault("topologyVersion", node.topology_version())
+        if node.repl.config is not None:
+            reply.setdefault("operationTime", node.repl.applied()["ts"])
+            reply["$clusterTime"] = node.cluster_time()
+
+
+def _check_cluster_time(ctx: CommandContext) -> None:
+    """A client without the advanceClusterTime privilege (here: not authenticated) may only gossip a
+    $clusterTime that this replica set signed."""
+    gossiped = ctx.cmd.get("$clusterTime")
+    if gossiped is None or not ctx.node.settings.auth_enabled or ctx.conn.users:
+        return
+    with ctx.node.lock:
+        ctx.node.check_cluster_time(gossiped)
+
+
+def _parse_write_concern(raw: Any) -> None:
+    """WriteConcernOptions parsing: a malformed writeConcern fails the command before anything runs."""
+    if raw is None:
+        return
+    if not isinstance(raw, dict):
+        raise CommandError(14, "writeConcern must be an object")
+    w = raw.get("w", 1)
+    if isinstance(w, bool) or not isinstance(w, int | float | str):
+        raise CommandError(9, "w has to be a number or string")
+    if isinstance(w, int | float) and not 0 <= w <= 50:
+        raise CommandError(9, "w has to be a non-negative number and not greater than 50")
+    wtimeout = raw.get("wtimeout", 0)
+    if isinstance(wtimeout, bool) or not isinstance(wtimeout, int | float):
+        raise CommandError(14, "wtimeout must be a number")
+    if "j" in raw and not isinstance(raw["j"], bool | int | float):
+        raise CommandError(14, "j must be numeric or a boolean value")
 
 
 def _check_authorized(ctx: CommandContext) -> None:
@@ -147,6 +214,8 @@ def _check_secondary_ok(ctx: CommandContext) -> None:
         allowed = bool(ctx.request.flags & 4)
     else:
         allowed = ctx.cmd.get("$readPreference", {}).get("mode", "primary") != "primary"
+    if allowed and repl.state != SECONDARY:
+        raise CommandError(13436, "not primary or secondary; cannot currently read from this replSet member")
     if not allowed:
         raise CommandError(13435, "not primary and secondaryOk=false")
 
@@ -156,6 +225,7 @@ def _check_secondary_ok(ctx: CommandContext) -> None:
 def cmd_hello(ctx: CommandContext) -> dict[str, Any]:
     node = ctx.node
     with node.lock:
+        _refuse_in_quiesce(node)
         requested = ctx.cmd.get("topologyVersion")
         max_await = ctx.cmd.get("maxAwaitTimeMS")
         if requested is not None and max_await is not None:
@@ -170,6 +240,7 @@ def cmd_hello(ctx: CommandContext) -> dict[str, Any]:
                 if remaining <= 0:
                     break
                 node.changed.wait(remaining)
+            _refuse_in_quiesce(node)  # quiesce mode answers waiting hellos with ShutdownInProgress
         reply: dict[str, Any] = {"topologyVersion": node.topology_version()}
         repl = node.repl
         writable = repl is None or (repl.state == PRIMARY and not repl.stepping_down)
@@ -201,6 +272,16 @@ def cmd_hello(ctx: CommandContext) -> dict[str, Any]:
             if node.credentials(db, user) is not None:
                 reply["saslSupportedMechs"] = [MECHANISM]
     return reply
+
+
+def _refuse_in_quiesce(node: Node) -> None:
+    """Quiesce mode (ReplicationCoordinatorImpl::awaitHelloResponse): clients must route elsewhere."""
+    if node.in_quiesce:
+        raise CommandError(
+            91,
+            "The server is in quiesce mode and will shut down",
+            remainingQuiesceTimeMillis=node.remaining_quiesce_millis(),
+        )
 
 
 @command("ping")
@@ -267,30 +348,67 @@ def cmd_server_status(ctx: CommandContext) -> dict[str, Any]:
         if repl is not None:
             repl_section: dict[str, Any] = {
                 "topologyVersion": node.topology_version(),
-                "isWritablePrimary": repl.state == PRIMARY,
+                "isWritablePrimary": repl.state == PRIMARY and not repl.stepping_down,
                 "secondary": repl.state == 2,
             }
             repl_section.update(repl.hello_fields())
             repl_section["rbid"] = 1
             status["repl"] = repl_section
+            status["electionMetrics"] = repl.metrics.server_status()
     return status
+
+
+def _known_parameters(node: Node) -> dict[str, Any]:
+    raw = {k: v for k, v in node.settings.parsed.get("setParameter", {}).items() if k not in server_parameters.SPECS}
+    return {
+        "featureCompatibilityVersion": {"version": "7.0"},
+        "authenticationMechanisms": [MECHANISM],
+        "authSchemaVersion": 5,
+        **raw,
+        **node.settings.parameters,
+        # a config server always writes its periodic no-op every second
+        "periodicNoopIntervalSecs": int(node.settings.periodic_noop_interval),
+    }
+
+
+_PARAMETER_COMMAND_FIELDS = {"$db", "lsid", "$readPreference", "$clusterTime", "comment", "writeConcern"}
 
 
 @command("getParameter")
 def cmd_get_parameter(ctx: CommandContext) -> dict[str, Any]:
-    known: dict[str, Any] = {
-        "featureCompatibilityVersion": {"version": "7.0"},
-        "authenticationMechanisms": [MECHANISM],
-        "authSchemaVersion": 5,
-        **ctx.node.settings.parsed.get("setParameter", {}),
-    }
+    with ctx.node.lock:
+        known = _known_parameters(ctx.node)
     if ctx.target == "*" or (isinstance(ctx.target, dict) and ctx.target.get("allParameters")):
         return known
-    wanted = [k for k in ctx.cmd if k not in (ctx.name, "$db", "lsid", "$readPreference", "$clusterTime", "comment")]
+    wanted = [k for k in ctx.cmd if k != ctx.name and k not in _PARAMETER_COMMAND_FIELDS]
     result = {k: known[k] for k in wanted if k in known}
     if not result:
         raise CommandError(72, "no option found to get")
     return result
+
+
+@command("setParameter")
+def cmd_set_parameter(ctx: CommandContext) -> dict[str, Any]:
+    """Runtime changes of the parameters server_parameters.SPECS marks runtime-settable."""
+    _admin_only(ctx)
+    names = [k for k in ctx.cmd if k != ctx.name and k not in _PARAMETER_COMMAND_FIELDS]
+    if not names:
+        raise CommandError(72, "no option found to set, use help:true to see options ")
+    updates: dict[str, int | bool] = {}
+    for name in names:
+        spec = server_parameters.SPECS.get(name)
+        if spec is None:
+            raise CommandError(72, f"attempted to set unrecognized parameter [{name}], use help:true to see options ")
+        if not spec.runtime:
+            raise CommandError(72, f"not allowed to change [{name}] at runtime")
+        try:
+            updates[name] = server_parameters.convert(spec, ctx.cmd[name])
+        except server_parameters.ParameterError as exc:
+            raise bad_value(str(exc)) from exc
+    with ctx.node.lock:
+        was = ctx.node.settings.parameters[names[0]]
+        ctx.node.settings.parameters.update(updates)
+    return {"was": was}
 
 
 @command("hostInfo")
@@ -1035,7 +1153,9 @@ def cmd_repl_set_step_down(ctx: CommandContext) -> dict[str, Any]:
 @command("replSetStepUp")
 def cmd_repl_set_step_up(ctx: CommandContext) -> dict[str, Any]:
     _admin_only(ctx)
-    if not _repl(ctx).run_election("stepUpRequest", skip_dry_run=bool(ctx.cmd.get("skipDryRun"))):
+    skip_dry_run = bool(ctx.cmd.get("skipDryRun"))
+    reason = "stepUpRequestSkipDryRun" if skip_dry_run else "stepUpRequest"  # StartElectionReason
+    if not _repl(ctx).run_election(reason, skip_dry_run=skip_dry_run):
         raise CommandError(125, "Election failed.", codeName="CommandFailed")
     return {}
 
@@ -1098,25 +1218,112 @@ def cmd_emu_fetch_document(ctx: CommandContext) -> dict[str, Any]:
     return {"document": document}
 
 
+@command("replSetMaintenance")
+def cmd_repl_set_maintenance(ctx: CommandContext) -> dict[str, Any]:
+    _admin_only(ctx)
+    _repl(ctx).set_maintenance(bool(ctx.target))
+    return {}
+
+
+@command("getDefaultRWConcern")
+def cmd_get_default_rw_concern(ctx: CommandContext) -> dict[str, Any]:
+    """No default was ever set (setDefaultRWConcern is not emulated): mongod reports the implicit ones."""
+    _admin_only(ctx)
+    if ctx.node.repl is None:
+        raise CommandError(51300, "'getDefaultRWConcern' is not supported on standalone nodes.")
+    if ctx.node.settings.cluster_role == "shardsvr":
+        raise CommandError(51301, "'getDefaultRWConcern' is not supported on shard nodes.")
+    with ctx.node.lock:
+        default = writeconcern.implicit_default(ctx.node.repl)
+    return {
+        "defaultReadConcern": {"level": "local"},
+        "defaultWriteConcern": default,
+        "defaultWriteConcernSource": "implicit",
+        "defaultReadConcernSource": "implicit",
+        "localUpdateWallClockTime": utcnow(),
+    }
+
+
+@command("rolesInfo")
+def cmd_roles_info(ctx: CommandContext) -> dict[str, Any]:
+    target = ctx.target
+    if not (target in (1, 1.0) or isinstance(target, str | dict | list)):
+        raise CommandError(14, "rolesInfo must be 1, a role name, a role document or an array of them")
+    show_builtin = bool(ctx.cmd.get("showBuiltinRoles"))
+    show_privileges = bool(ctx.cmd.get("showPrivileges"))
+    return {"roles": roles.roles_info(ctx.db, target, show_builtin, show_privileges)}
+
+
+@command("dbHash", "dbhash")
+def cmd_db_hash(ctx: CommandContext) -> dict[str, Any]:
+    """dbhash.cpp: an md5 per collection over its documents in _id order, and one over those hashes."""
+    started = time.monotonic()
+    wanted = ctx.cmd.get("collections")
+    with ctx.node.lock:
+        snapshot = {
+            name: (list(coll.docs.values()), bool(coll.options.get("capped")))
+            for name, coll in ctx.node.catalog.dbs.get(ctx.db, {}).items()
+            if name != "system.profile" and (wanted is None or name in wanted)
+        }
+    collections: dict[str, str] = {}
+    for name in sorted(snapshot):
+        digest = hashlib.md5(usedforsecurity=False)
+        for doc in sorted(snapshot[name][0], key=lambda d: query.sort_key(d["_id"])):
+            digest.update(bson.encode(doc, codec_options=CODEC_OPTIONS))
+        collections[name] = digest.hexdigest()
+    overall = hashlib.md5(usedforsecurity=False)
+    for name in sorted(collections):
+        overall.update(collections[name].encode())
+    return {
+        "host": f"{socket.gethostname()}:{ctx.node.settings.port}",
+        "collections": collections,
+        "capped": sorted(name for name, (_docs, capped) in snapshot.items() if capped),
+        # Collections have no UUID in the emulator: a name-based one, equal on every member.
+        "uuids": {
+            name: Binary.from_uuid(uuid.uuid5(uuid.NAMESPACE_URL, f"{ctx.db}.{name}"), UuidRepresentation.STANDARD)
+            for name in collections
+        },
+        "md5": overall.hexdigest(),
+        "timeMillis": int((time.monotonic() - started) * 1000),
+        "fromCache": [],
+    }
+
+
 @command("shutdown")
 def cmd_shutdown(ctx: CommandContext) -> dict[str, Any]:
+    """mongod's shutdown command (commands/shutdown_d.cpp): a primary steps down first, waiting up to
+    timeoutSecs (default 15) for a caught-up secondary; if that fails the command fails, unless force, and
+    nothing shuts down. What is left of timeoutSecs is the quiesce time (if the member is then SECONDARY).
+    The caller gets no reply: its connection ends when the process does."""
     _admin_only(ctx)
     node = ctx.node
+    if not node.settings.auth_enabled and not ctx.conn.is_loopback:
+        raise CommandError(13, "shutdown must run from localhost when running db without auth")
     force = bool(ctx.cmd.get("force"))
-    timeout = float(ctx.cmd.get("timeoutSecs", 15))
-    repl = node.repl
-    if repl is not None:
-        with node.lock:
-            is_primary = repl.state == PRIMARY
-        if is_primary:
-            try:
-                # Like mongod: a primary first steps down, waiting for a caught-up secondary unless forced.
-                repl.step_down(max(timeout, 10.0), 0.0 if force else timeout, force)
-            except CommandError as exc:
-                if not force:
-                    raise
-                node.logger.log("W", "REPL", 4695100, "Stepdown before shutdown failed", {"error": exc.errmsg})
-    node.logger.log("I", "COMMAND", 20475, "Received shutdown command", {"force": force})
-    node.shutdown.request(0, "shutdown command")
+    timeout_secs = ctx.cmd.get("timeoutSecs", 15)
+    if isinstance(timeout_secs, bool) or not isinstance(timeout_secs, int | float) or timeout_secs < 0:
+        raise CommandError(14, "timeoutSecs must be a non-negative number")
+    started = time.monotonic()
+    if node.repl is not None:
+        try:
+            node.repl.step_down_for_shutdown(float(timeout_secs), signaled=False)
+        except CommandError as exc:
+            if not force:
+                raise
+            node.logger.log("W", "COMMAND", 4719000, "Error stepping down during force shutdown", {"error": exc.errmsg})
+    node.logger.log(
+        "I",
+        "COMMAND",
+        4695400,
+        "Terminating via shutdown command",
+        {"force": force, "timeoutMillis": int(float(timeout_secs) * 1000)},
+    )
+    with node.lock:
+        if node.command_quiesce_seconds is None and not node.shutdown.requested:
+            node.command_quiesce_seconds = max(0.0, float(timeout_secs) - (time.monotonic() - started))
+        node.shutdown.request(0, "shutdown command")
+        # Like mongod, this operation only ends when the server kills it at the end of quiesce.
+        while not node.interrupted_at_shutdown:
+            node.changed.wait(0.5)
     ctx.conn.close_after_reply = True
     return {}

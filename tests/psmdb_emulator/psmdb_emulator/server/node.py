@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime
+import hashlib
+import hmac
 import socket
 import threading
 import time
@@ -10,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bson import ObjectId
+from bson.binary import Binary
+from bson.int64 import Int64
 from bson.timestamp import Timestamp
 
 from ..contracts import DataStore, ShutdownController
@@ -17,9 +21,10 @@ from ..logv2 import Logger
 from .catalog import LOCAL_DB, Catalog, id_key
 from .errors import CommandError
 from .peer import INTERNAL_DB, INTERNAL_USER, PeerClient, split_host
-from .replset import PRIMARY, ReplicaSet, optime_key, utcnow
+from .replset import EPOCH, PRIMARY, ReplicaSet, optime_of, utcnow
 from .scram import ScramCredentials, derive_credentials
 from .settings import ServerSettings, read_key_file
+from .writeconcern import unsatisfiable_error, write_concern_error
 
 USERS_DB = "admin"
 USERS_COLLECTION = "system.users"
@@ -64,8 +69,20 @@ class Node:
         self.repl = ReplicaSet(self, settings.repl_set_name) if settings.repl_set_name else None
         self._self_names = self._resolve_self_names()
         self.durable_generation = 0
+        # The newest oplog entry known to be on disk: heartbeats report it (durableOpTime/durableWallTime).
+        self.durable_entry: dict[str, Any] | None = None
         self._flusher: threading.Thread | None = None
         self._flusher_stop = threading.Event()
+        # Shutdown (mongod's shutdownTask): the shutdown command sets the quiesce time it has left; a signal
+        # or the key-state monitor leave it None and shutdownTimeoutMillisForSignaledShutdown applies.
+        self.command_quiesce_seconds: float | None = None
+        self.quiesce_deadline: float | None = None  # set while in quiesce mode
+        self.interrupted_at_shutdown = False  # after quiesce: operations still waiting are killed
+        self._cluster_time_key = (
+            hashlib.sha256(b"psmdb-emulator cluster time key\0" + self.internal_key.encode()).digest()[:20]
+            if self.internal_key
+            else None
+        )
 
     # -- start-up ------------------------------------------------------------------------------------------------
     def load(self) -> None:
@@ -73,6 +90,7 @@ class Node:
             self.catalog.load()
             if self.catalog.oplog:
                 self._last_ts = self.catalog.oplog[-1]["ts"]
+                self.durable_entry = self.catalog.oplog[-1]
             self.rebuild_sessions()
 
     # -- durability (a group-commit "journal" thread) --------------------------------------------------------------
@@ -102,10 +120,15 @@ class Node:
             if not self.catalog.has_dirty:
                 return
             generation = self.catalog.generation
+            tail = self.catalog.oplog[-1] if self.catalog.oplog else None
             blobs = self.catalog.take_dirty()
         self.catalog.write_blobs(blobs)
         with self.lock:
             self.durable_generation = max(self.durable_generation, generation)
+            if tail is not None and (self.durable_entry is None or tail["ts"] >= self.durable_entry["ts"]):
+                self.durable_entry = tail
+                if self.repl is not None:
+                    self.repl.durable_advanced()
             self.changed.notify_all()
 
     def wait_durable(self, generation: int) -> None:
@@ -157,11 +180,59 @@ class Node:
         return self._last_ts
 
     def last_applied_wall(self) -> datetime.datetime:
-        return (
-            self.catalog.oplog[-1].get("wall", utcnow())
-            if self.catalog.oplog
-            else datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
-        )
+        """Wall time of the newest oplog entry (mongod's lastAppliedWallTime), never the current time."""
+        return self.catalog.oplog[-1].get("wall", EPOCH) if self.catalog.oplog else EPOCH
+
+    def durable(self) -> tuple[dict[str, Any], datetime.datetime]:
+        """(durableOpTime, durableWallTime): the newest oplog entry on disk."""
+        entry = self.durable_entry
+        return optime_of(entry), (entry.get("wall", EPOCH) if entry else EPOCH)
+
+    # -- shutdown ------------------------------------------------------------------------------------------------
+    @property
+    def in_quiesce(self) -> bool:
+        return self.quiesce_deadline is not None
+
+    def remaining_quiesce_millis(self) -> int:
+        return max(0, int(((self.quiesce_deadline or 0.0) - time.monotonic()) * 1000))
+
+    # -- $clusterTime ----------------------------------------------------------------------------------------------
+    def cluster_time(self) -> dict[str, Any]:
+        """The gossiped cluster time: signed with a key every member derives from the keyFile (mongod keeps
+        its keys in admin.system.keys); with no keyFile mongod sends a zero signature, keyId 0."""
+        cluster_time = self._last_ts
+        if self._cluster_time_key is None:
+            return {"clusterTime": cluster_time, "signature": {"hash": Binary(bytes(20)), "keyId": Int64(0)}}
+        return {
+            "clusterTime": cluster_time,
+            "signature": {"hash": Binary(self._sign(cluster_time)), "keyId": Int64(self.cluster_time_key_id)},
+        }
+
+    @property
+    def cluster_time_key_id(self) -> int:
+        assert self._cluster_time_key is not None
+        return int.from_bytes(hashlib.sha256(self._cluster_time_key).digest()[:7], "big")
+
+    def _sign(self, cluster_time: Timestamp) -> bytes:
+        assert self._cluster_time_key is not None
+        message = cluster_time.time.to_bytes(4, "big") + cluster_time.inc.to_bytes(4, "big")
+        return hmac.new(self._cluster_time_key, message, hashlib.sha1).digest()
+
+    def check_cluster_time(self, gossiped: Any) -> None:
+        """Validates a client's $clusterTime signature (mongod does so for clients without the
+        advanceClusterTime privilege; every authenticated emulator user is treated as root)."""
+        if self._cluster_time_key is None or not isinstance(gossiped, dict):
+            return
+        signature = gossiped.get("signature") or {}
+        cluster_time = gossiped.get("clusterTime")
+        if not isinstance(cluster_time, Timestamp):
+            raise CommandError(14, "$clusterTime.clusterTime must be a Timestamp")
+        if int(signature.get("keyId", -1)) != self.cluster_time_key_id:
+            raise CommandError(211, f"Cache Reader No keys found for HMAC that is valid for time: {cluster_time}")
+        if not hmac.compare_digest(bytes(signature.get("hash", b"")), self._sign(cluster_time)):
+            raise CommandError(204, "Cluster time signature mismatch")
+        if cluster_time > self._last_ts:
+            self._last_ts = cluster_time  # a valid later cluster time advances this member's clock
 
     def last_optime(self) -> dict[str, Any] | None:
         return self.repl.applied() if self.repl else None
@@ -230,10 +301,18 @@ class Node:
     def wait_for_write_concern(
         self, optime: dict[str, Any] | None, write_concern: dict[str, Any]
     ) -> dict[str, Any] | None:
-        """Blocks until the write concern is satisfied; returns a writeConcernError document, or None."""
-        if optime is None or self.repl is None:
+        """Blocks until the write concern is satisfied; returns a writeConcernError document, or None.
+
+        Like mongod's awaitReplication, an unknown mode (79) or a w no set of members can satisfy (100)
+        fails at once, without waiting.
+        """
+        if self.repl is None:
             return None
         w = write_concern.get("w", 1)
+        with self.lock:
+            error = unsatisfiable_error(self.repl, write_concern)
+        if error is not None or optime is None:
+            return error  # even a command that wrote nothing reports an impossible write concern
         if isinstance(w, int | float) and w <= 1:
             return None
         wtimeout = float(write_concern.get("wtimeout", 0) or 0) / 1000
@@ -243,38 +322,19 @@ class Node:
                 if w == "majority":
                     status = self.repl.majority_write_status(optime)
                 else:
-                    status = self._numeric_write_status(optime, int(w))
+                    status = self.repl.write_status(optime, w)
                 if status == "done":
                     return None
                 if status == "stepped_down":
-                    return {
-                        "code": 189,
-                        "codeName": "PrimarySteppedDown",
-                        "errmsg": "Primary stepped down while waiting for replication",
-                    }
-                if self.shutdown.requested:
-                    return {"code": 11600, "codeName": "InterruptedAtShutdown", "errmsg": "interrupted at shutdown"}
+                    return write_concern_error(189, "Primary stepped down while waiting for replication", write_concern)
+                if self.interrupted_at_shutdown:
+                    return write_concern_error(11600, "interrupted at shutdown", write_concern)
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
-                    return {
-                        "code": 64,
-                        "codeName": "WriteConcernFailed",
-                        "errmsg": "waiting for replication timed out",
-                        "errInfo": {
-                            "wtimeout": True,
-                            "writeConcern": {**write_concern, "provenance": "clientSupplied"},
-                        },
-                    }
+                    error = write_concern_error(64, "waiting for replication timed out", write_concern)
+                    error["errInfo"]["wtimeout"] = True
+                    return error
                 self.changed.wait(0.5 if remaining is None else min(remaining, 0.5))
-
-    def _numeric_write_status(self, optime: dict[str, Any], w: int) -> str:
-        assert self.repl is not None
-        if self.repl.state != PRIMARY:
-            return "stepped_down"
-        if w > len(self.repl.members()):
-            return "waiting"
-        count = 1 + sum(1 for pos in self.repl.positions.values() if optime_key(pos) >= optime_key(optime))
-        return "done" if count >= w else "waiting"
 
     # -- users -----------------------------------------------------------------------------------------------------
     def user_document(self, db: str, user: str) -> dict[str, Any] | None:

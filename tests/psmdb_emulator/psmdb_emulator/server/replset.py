@@ -27,10 +27,12 @@ from typing import TYPE_CHECKING, Any
 
 from bson import ObjectId
 from bson.binary import Binary
+from bson.int64 import Int64
 from bson.timestamp import Timestamp
 
 from .catalog import LOCAL_DB, id_key
 from .errors import CommandError
+from .metrics import ElectionMetrics
 from .peer import PeerClient, PeerError
 
 if TYPE_CHECKING:
@@ -66,6 +68,10 @@ CONFIG_COLLECTION = "system.replset"
 ELECTION_COLLECTION = "replset.election"
 FETCH_BATCH = 500
 _PRIORITY_TAKEOVER_FRESHNESS_SECS = 2  # mongod's priorityTakeoverFreshnessWindowSeconds
+# BackgroundSync: a member that finds no sync source (e.g. right after a restart, before any heartbeat
+# told it who is primary) tries again after a second.
+_NO_SYNC_SOURCE_RETRY_SECS = 1.0
+_SHUTDOWN_STEPDOWN_SECS = 24 * 3600.0  # stepDownForShutdown freezes the node for a day (Days(1))
 
 DEFAULT_SETTINGS: dict[str, Any] = {
     "chainingAllowed": True,
@@ -95,6 +101,14 @@ def optime_key(optime: dict[str, Any]) -> tuple[int, int, int]:
 
 def optime_of(entry: dict[str, Any] | None) -> dict[str, Any]:
     return {"ts": entry["ts"], "t": entry["t"]} if entry else dict(NULL_OPTIME)
+
+
+def config_newer(version_a: int, term_a: int, version_b: int, term_b: int) -> bool:
+    """ConfigVersionAndTerm ordering: term first, then version; a term of -1 (force reconfig) compares
+    versions only."""
+    if term_a == -1 or term_b == -1:
+        return version_a > version_b
+    return (term_a, version_a) > (term_b, version_b)
 
 
 def ts_datetime(ts: Timestamp) -> datetime.datetime:
@@ -149,6 +163,7 @@ def normalize_config(config: dict[str, Any], version: int | None = None, term: i
         "writeConcernMajorityJournalDefault": bool(config.get("writeConcernMajorityJournalDefault", True)),
         "members": normalized_members,
         "settings": settings,
+        **({"configsvr": True} if config.get("configsvr") else {}),
     }
 
 
@@ -161,11 +176,14 @@ class MemberView:
     term: int = -1
     applied: dict[str, Any] = field(default_factory=lambda: dict(NULL_OPTIME))
     applied_wall: datetime.datetime = EPOCH
+    durable: dict[str, Any] = field(default_factory=lambda: dict(NULL_OPTIME))
+    durable_wall: datetime.datetime = EPOCH
     last_heartbeat: datetime.datetime | None = None
     last_heartbeat_recv: datetime.datetime | None = None
     last_heartbeat_message: str = ""
     last_contact: float = 0.0  # monotonic time of the last successful exchange in either direction
     ping_ms: int = 0
+    pings: int = 0  # successful heartbeats (mongod's PingStats count)
     up_since: float | None = None
     election_time: Timestamp | None = None
     sync_source: str = ""
@@ -183,19 +201,27 @@ class ReplicaSet:
         self.term = 0
         self.voted_for: tuple[int, int] | None = None  # (term, candidate member _id)
         self.views: dict[int, MemberView] = {}
-        self.positions: dict[int, dict[str, Any]] = {}  # applied optimes reported by secondaries (primary side)
+        self.positions: dict[int, dict[str, Any]] = {}  # durable optimes reported by secondaries (primary side)
+        self.progress: dict[int, dict[str, Any]] = {}  # their applied/durable optimes and wall times (primary side)
         self.commit_point: dict[str, Any] = dict(NULL_OPTIME)
+        self.commit_point_wall: datetime.datetime = EPOCH
         self.election_time: Timestamp | None = None
         self.election_date: datetime.datetime | None = None
         self.sync_source: str = ""
         self.stepping_down = False
         self.stepdown_until = 0.0
         self.frozen_until = 0.0
+        self.terminal_shutdown = False  # enterTerminalShutdown: this node never stands again
+        self.initial_sync_status: dict[str, Any] | None = None  # while an initial sync runs (STARTUP2)
+        self.maintenance_calls = 0  # replSetMaintenance: RECOVERING while > 0
+        self.metrics = ElectionMetrics()
+        self._noop_last_known: dict[str, Any] | None = None
         self.last_primary_contact = time.monotonic()
         self._election_deadline = self._new_election_deadline()
         self._takeover_since: float | None = None
         self._stop = threading.Event()
-        self._heartbeat_threads: dict[str, tuple[threading.Thread, threading.Event]] = {}
+        # host -> (thread, stop, wake): setting ``wake`` makes the thread heartbeat that member at once.
+        self._heartbeat_threads: dict[str, tuple[threading.Thread, threading.Event, threading.Event]] = {}
         self._threads: list[threading.Thread] = []
         self._sync_client: PeerClient | None = None
 
@@ -269,6 +295,8 @@ class ReplicaSet:
             and me["votes"] > 0
             and now >= self.frozen_until
             and now >= self.stepdown_until
+            and not self.terminal_shutdown
+            and not self.node.in_quiesce
         )
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
@@ -283,7 +311,12 @@ class ReplicaSet:
                     self.voted_for = (self.term, int(election[0]["votedFor"]))
             if stored:
                 self._install_config(stored[0], persist=False)
-        for target, name in ((self._coordinator_loop, "ReplCoord"), (self._sync_loop, "OplogFetcher")):
+        loops = (
+            (self._coordinator_loop, "ReplCoord"),
+            (self._sync_loop, "OplogFetcher"),
+            (self._noop_loop, "NoopWriter"),
+        )
+        for target, name in loops:
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -291,10 +324,11 @@ class ReplicaSet:
     def stop(self) -> None:
         self._stop.set()
         with self.node.lock:
-            for _thread, stop in self._heartbeat_threads.values():
+            for _thread, stop, wake in self._heartbeat_threads.values():
                 stop.set()
+                wake.set()
             self.node.changed.notify_all()
-        for thread in [*self._threads, *(t for t, _ in self._heartbeat_threads.values())]:
+        for thread in [*self._threads, *(t for t, _s, _w in self._heartbeat_threads.values())]:
             thread.join(timeout=5)
         if self._sync_client is not None:
             self._sync_client.close()
@@ -330,13 +364,16 @@ class ReplicaSet:
         self._election_deadline = self._new_election_deadline()
         self._persist_election_state()
         if self.state == PRIMARY:
-            self._step_down_locked(f"higher term seen: {reason}")
+            self._step_down_locked(f"higher term seen: {reason}", caused_by_higher_term=True)
 
-    def _step_down_locked(self, reason: str) -> None:
+    def _step_down_locked(self, reason: str, caused_by_higher_term: bool = False) -> None:
         self.node.logger.log("I", "REPL", 21809, "Stepping down from primary", {"reason": reason, "term": self.term})
         self.election_time = None
         self.election_date = None
         self.positions.clear()
+        self.progress.clear()
+        self.stepping_down = False
+        self.metrics.stepped_down(caused_by_higher_term)
         self._set_state(SECONDARY)
         self.last_primary_contact = time.monotonic()
         self._election_deadline = self._new_election_deadline()
@@ -362,7 +399,13 @@ class ReplicaSet:
         if self.self_id is None:
             self._set_state(REMOVED)
         elif self.state in (STARTUP, REMOVED):
-            self._set_state(SECONDARY if self.node.catalog.oplog else STARTUP2)
+            # Once its config is loaded a member enters STARTUP2; with data it needs no initial sync, goes
+            # RECOVERING and, its own last applied entry being its minValid, SECONDARY.
+            self._set_state(STARTUP2)
+            if self.node.catalog.oplog:
+                self._go_live_as_secondary()
+            else:  # the initial syncer starts now and waits for a sync source itself
+                self.initial_sync_status = {"start": utcnow(), "started": time.monotonic(), "attempts": []}
         self.node.logger.log("I", "REPL", 21392, "New replica set config in use", {"config": config})
         self._election_deadline = self._new_election_deadline()
         self._sync_heartbeat_threads()
@@ -372,14 +415,22 @@ class ReplicaSet:
         wanted = {m["host"] for m in self.others()} if self.self_id is not None else set()
         for host in list(self._heartbeat_threads):
             if host not in wanted:
-                self._heartbeat_threads.pop(host)[1].set()
+                _thread, stop, wake = self._heartbeat_threads.pop(host)
+                stop.set()
+                wake.set()
         for host in wanted - set(self._heartbeat_threads):
-            stop = threading.Event()
+            stop, wake = threading.Event(), threading.Event()
             thread = threading.Thread(
-                target=self._heartbeat_loop, args=(host, stop), name=f"Heartbeat-{host}", daemon=True
+                target=self._heartbeat_loop, args=(host, stop, wake), name=f"Heartbeat-{host}", daemon=True
             )
-            self._heartbeat_threads[host] = (thread, stop)
+            self._heartbeat_threads[host] = (thread, stop, wake)
             thread.start()
+
+    def _go_live_as_secondary(self) -> None:
+        """STARTUP2 -> RECOVERING -> SECONDARY (maintenance mode keeps the member RECOVERING)."""
+        self._set_state(RECOVERING)
+        if self.maintenance_calls == 0:
+            self._set_state(SECONDARY)
 
     def initiate(self, raw_config: dict[str, Any] | None) -> None:
         with self.node.lock:
@@ -402,12 +453,22 @@ class ReplicaSet:
                 raise CommandError(
                     93, "No host described in new configuration with {version: 1, term: 0} maps to this node"
                 )
+            self._check_cluster_role(config)
         self._check_members_reachable(config)
         with self.node.lock:
             if self.config is not None:
                 raise CommandError(23, "already initialized")
             self.node.log_op({"op": "n", "ns": "", "o": {"msg": "initiating set"}}, term=self.term)
             self._install_config(config)
+
+    def _check_cluster_role(self, config: dict[str, Any]) -> None:
+        """A config server's set must say ``configsvr: true``, and only config servers may (BadValue, as
+        mongod's config validation)."""
+        is_config_server = self.node.settings.cluster_role == "configsvr"
+        if is_config_server and not config.get("configsvr"):
+            raise CommandError(2, "Nodes started with the --configsvr flag must have configsvr:true in their config")
+        if config.get("configsvr") and not is_config_server:
+            raise CommandError(2, "Nodes being used for config servers must be started with the --configsvr flag")
 
     def _check_members_reachable(self, config: dict[str, Any]) -> None:
         """mongod refuses to initiate unless every other member answers a heartbeat and has no config."""
@@ -454,6 +515,7 @@ class ReplicaSet:
             )
             if self._find_self(config) is None:
                 raise CommandError(74, "the new configuration does not include this node")
+            self._check_cluster_role(config)
             self._install_config(config)
             if self.state == PRIMARY:
                 self.node.log_op({"op": "n", "ns": "", "o": {"msg": "Reconfig set", "version": config["version"]}})
@@ -469,30 +531,44 @@ class ReplicaSet:
             view = self.views[member["_id"]]
             view.last_heartbeat_recv = utcnow()
             view.last_contact = time.monotonic()
+            if not view.health:
+                # A member we think is down is talking to us: heartbeat it now rather than at the next interval.
+                self._wake_heartbeat(member["host"])
         if int(request.get("term", -1)) > self.term:
             self.update_term(int(request["term"]), f"heartbeat from {sender}")
         my_version = self.config["version"] if self.config else -2
-        if sender and int(request.get("configVersion", -2)) > my_version:
+        my_config_term = self.config["term"] if self.config else -1
+        their_version = int(request.get("configVersion", -2))
+        their_config_term = int(request.get("configTerm", -1))
+        if sender and config_newer(their_version, their_config_term, my_version, my_config_term):
             # Learn the newer config by asking the sender for it, off the request thread.
             threading.Thread(target=self._fetch_config_from, args=(sender,), name="ConfigFetch", daemon=True).start()
+        durable, durable_wall = self.node.durable()
         reply: dict[str, Any] = {
             "ok": 1.0,
             "set": self.set_name,
             "state": self.state,
             "term": self.term,
             "configVersion": my_version,
-            "configTerm": self.config["term"] if self.config else -1,
+            "configTerm": my_config_term,
+            # The member's last applied and durable oplog entries with their wall times, never "now".
             "opTime": self.applied(),
-            "durableOpTime": self.applied(),
-            "wallTime": utcnow(),
+            "wallTime": self.node.last_applied_wall(),
+            "durableOpTime": durable,
+            "durableWallTime": durable_wall,
             "syncingTo": self.sync_source,
             "commitPoint": self.commit_point,
         }
         if self.state == PRIMARY and self.election_time is not None:
             reply["electionTime"] = self.election_time
-        if self.config is not None and int(request.get("configVersion", -2)) < my_version:
+        if self.config is not None and config_newer(my_version, my_config_term, their_version, their_config_term):
             reply["config"] = self.config
         return reply
+
+    def _wake_heartbeat(self, host: str) -> None:
+        entry = self._heartbeat_threads.get(host)
+        if entry is not None:
+            entry[2].set()
 
     def _fetch_config_from(self, host: str) -> None:
         client = self.node.new_peer_client(host)
@@ -506,11 +582,17 @@ class ReplicaSet:
             client.close()
         with self.node.lock:
             config = reply.get("config")
-            current = self.config["version"] if self.config else -2
-            if config and int(config["version"]) > current:
+            if config and self._is_newer_config(config):
                 self._install_config(config)
 
-    def _heartbeat_loop(self, host: str, stop: threading.Event) -> None:
+    def _is_newer_config(self, config: dict[str, Any]) -> bool:
+        if self.config is None:
+            return True
+        return config_newer(
+            int(config["version"]), int(config.get("term", -1)), self.config["version"], self.config["term"]
+        )
+
+    def _heartbeat_loop(self, host: str, stop: threading.Event, wake: threading.Event) -> None:
         client = self.node.new_peer_client(host)
         try:
             while not stop.is_set() and not self._stop.is_set():
@@ -536,7 +618,8 @@ class ReplicaSet:
                     reply, error = None, str(exc)
                 with self.node.lock:
                     self._process_heartbeat_reply(member["_id"], reply, error, time.monotonic() - started)
-                stop.wait(max(0.0, interval - (time.monotonic() - started)))
+                wake.wait(max(0.0, interval - (time.monotonic() - started)))
+                wake.clear()
         finally:
             client.close()
 
@@ -558,6 +641,8 @@ class ReplicaSet:
             view.up_since = None
             view.ping_ms = 0
             view.last_heartbeat_message = error
+            view.applied, view.applied_wall = dict(NULL_OPTIME), EPOCH
+            view.durable, view.durable_wall = dict(NULL_OPTIME), EPOCH
             return
         was_state = view.state
         view.health = True
@@ -565,11 +650,14 @@ class ReplicaSet:
         view.term = int(reply.get("term", -1))
         view.applied = reply.get("opTime", dict(NULL_OPTIME))
         view.applied_wall = reply.get("wallTime", EPOCH)
+        view.durable = reply.get("durableOpTime", dict(NULL_OPTIME))
+        view.durable_wall = reply.get("durableWallTime", EPOCH)
         view.election_time = reply.get("electionTime")
         view.sync_source = reply.get("syncingTo", "")
         view.config_version = int(reply.get("configVersion", -2))
         view.config_term = int(reply.get("configTerm", -1))
         view.ping_ms = int(elapsed * 1000)
+        view.pings += 1
         view.last_contact = time.monotonic()
         view.last_heartbeat_message = ""
         if view.up_since is None:
@@ -588,9 +676,9 @@ class ReplicaSet:
             self.last_primary_contact = time.monotonic()
             self._election_deadline = self._new_election_deadline()
         if self.state == PRIMARY:
-            self._record_position(member_id, view.applied)
+            self._record_position(member_id, view.durable)
         config = reply.get("config")
-        if config and self.config and int(config["version"]) > self.config["version"]:
+        if config and self.config and self._is_newer_config(config):
             self._install_config(config)
 
     # -- elections -----------------------------------------------------------------------------------------------
@@ -612,6 +700,9 @@ class ReplicaSet:
         now = time.monotonic()
         primary = self.primary_member()
         if primary is None:
+            voters = self.voters()
+            if len(voters) == 1 and voters[0]["_id"] == self.self_id:
+                return "singleNodePromptElection"  # the only voter stands at once (kActionStartSingleNodeElection)
             if now >= self._election_deadline:
                 return "electionTimeout"
             return None
@@ -661,15 +752,30 @@ class ReplicaSet:
             hosts = [m["host"] for m in self.others() if m["votes"]]
             majority = self.majority()
             term = self.term
+            prior_primary = self.primary_member()
+            details: dict[str, Any] = {
+                "lastElectionDate": utcnow(),
+                "electionTerm": Int64(term + 1),
+                "lastCommittedOpTimeAtElection": self.commit_point,
+                "lastSeenOpTimeAtElection": self.applied(),
+                "numVotesNeeded": majority,
+                "priorityAtElection": float(me["priority"]),
+                "electionTimeoutMillis": Int64(int(self.settings["electionTimeoutMillis"])),
+            }
+            if prior_primary is not None:
+                details["priorPrimaryMemberId"] = prior_primary["_id"]
+            self.metrics.election_called(reason, details)
         if not skip_dry_run:
             votes = 1 + self._collect_votes(hosts, {**base_request, "term": term + 1, "dryRun": True}, majority - 1)
             if votes < majority:
                 self.node.logger.log("I", "ELECTION", 21435, "Not running for primary, dry run lost", {"votes": votes})
                 with self.node.lock:
                     self._election_deadline = self._new_election_deadline(after_lost_election=True)
+                    self.metrics.election_lost()
                 return False
         with self.node.lock:
             if self.term != term or not self.is_electable():
+                self.metrics.election_lost()
                 return False
             self.term += 1
             term = self.term
@@ -688,6 +794,7 @@ class ReplicaSet:
                     {"term": term, "votes": votes, "currentTerm": self.term, "state": STATE_NAMES[self.state]},
                 )
                 self._election_deadline = self._new_election_deadline(after_lost_election=True)
+                self.metrics.election_lost()
                 return False
             self._become_primary(reason)
         return True
@@ -739,8 +846,13 @@ class ReplicaSet:
 
         if self.config is None or request.get("setName") != self.set_name:
             return answer(False, "candidate's set name differs from mine")
-        if int(request.get("configVersion", -1)) < self.config["version"]:
-            return answer(False, "candidate's config version is older than mine")
+        their_version, their_term = int(request.get("configVersion", -1)), int(request.get("configTerm", -1))
+        if config_newer(self.config["version"], self.config["term"], their_version, their_term):
+            return answer(
+                False,
+                f"candidate's config with {{version: {their_version}, term: {their_term}}} is older than mine with "
+                f"{{version: {self.config['version']}, term: {self.config['term']}}}",
+            )
         if term < self.term:
             return answer(False, "candidate's term is lower than mine")
         if not dry_run and term > self.term:
@@ -759,12 +871,28 @@ class ReplicaSet:
             self.voted_for = (term, candidate)
             self._persist_election_state()
             self._election_deadline = self._new_election_deadline()
+            me = self.me or {}
+            self.metrics.voted(
+                {
+                    "votedForCandidate": True,
+                    "electionTerm": Int64(term),
+                    "lastVoteDate": utcnow(),
+                    "electionCandidateMemberId": candidate,
+                    "voteReason": "",
+                    "lastAppliedOpTimeAtElection": self.applied(),
+                    "maxAppliedOpTimeInSet": max(
+                        [self.applied(), *(v.applied for v in self.views.values() if v.health)], key=optime_key
+                    ),
+                    "priorityAtElection": float(me.get("priority", 0.0)),
+                }
+            )
         return answer(True, "")
 
     def _become_primary(self, reason: str) -> None:
         self.election_time = self.node.next_timestamp()
         self.election_date = utcnow()
         self.positions = {}
+        self.progress = {}
         self.stepping_down = False
         self.node.logger.log(
             "I", "ELECTION", 21450, "Election succeeded, assuming primary role", {"term": self.term, "reason": reason}
@@ -772,9 +900,15 @@ class ReplicaSet:
         self._set_state(PRIMARY)
         # The first entry of the new term: it lets the commit point advance past older terms (Raft).
         self.node.log_op({"op": "n", "ns": "", "o": {"msg": "new primary"}})
+        self.metrics.election_won(reason, self.term, utcnow())
+        assert self.config is not None
+        if self.config["term"] != self.term:
+            # signalDrainComplete: the new primary installs its config again with the new term (same version).
+            self._install_config({**self.config, "term": self.term})
         self.node.logger.log(
-            "I", "REPL", 21331, "Transition to primary complete; database writes are now permitted", {}
+            "I", "REPL", 21331, "Transition to primary complete; database writes are now permitted", {"term": self.term}
         )
+        self._noop_last_known = self.applied()  # startWritingPeriodicNoops(lastApplied)
         self._advance_commit_point()
 
     def election_id(self) -> ObjectId:
@@ -782,12 +916,19 @@ class ReplicaSet:
 
     # -- step down / freeze -----------------------------------------------------------------------------------
     def step_down(self, step_down_secs: float, catch_up_secs: float, force: bool) -> None:
+        """replSetStepDown: refuse writes, wait up to ``catch_up_secs`` until a majority (including an electable
+        secondary) has our last entry, then step down and hand off the election (unless ``force``)."""
         with self.node.lock:
             if self.state != PRIMARY:
                 raise CommandError(10107, "not primary so can't step down")
+            if self.stepping_down:
+                raise CommandError(117, "This node is already in the process of stepping down")
             if step_down_secs < catch_up_secs:
                 raise CommandError(2, "stepdown period must be longer than secondaryCatchUpPeriodSecs")
-            self.stepping_down = True  # writes are refused from now on
+            # Writes are refused from now on, and hello says so at once (topologyVersion + 1): drivers
+            # then stop sending writes here and retry elsewhere.
+            self.stepping_down = True
+            self.node.bump_topology()
             target = self.applied()
             deadline = time.monotonic() + catch_up_secs
             try:
@@ -807,14 +948,60 @@ class ReplicaSet:
                 self.stepdown_until = time.monotonic() + step_down_secs
                 self._step_down_locked("replSetStepDown command")
             finally:
-                self.stepping_down = False
-        if candidate is not None:
-            # Election handoff (mongod's enableElectionHandoff): ask the caught-up secondary to stand now.
+                if self.stepping_down:  # the attempt failed: writable again, and hello says so
+                    self.stepping_down = False
+                    self.node.bump_topology()
+            handoff = (
+                candidate is not None and not force and bool(self.node.settings.parameters["enableElectionHandoff"])
+            )
+        if handoff:
+            assert candidate is not None
+            # Election handoff (enableElectionHandoff): ask the caught-up secondary to stand now.
             threading.Thread(
                 target=self._hand_off, args=(candidate["host"],), name="ElectionHandoff", daemon=True
             ).start()
 
+    def step_down_for_shutdown(self, wait_secs: float, signaled: bool) -> None:
+        """stepDownForShutdown: a primary of a multi-member set steps down (not forced, waiting up to
+        ``wait_secs`` for a caught-up secondary; frozen for a day). A signaled shutdown first enters terminal
+        shutdown and carries on if the step-down fails; the shutdown command path raises the error."""
+        with self.node.lock:
+            if signaled:
+                self.terminal_shutdown = True
+            if self.state != PRIMARY or len(self.members()) == 1:
+                return
+        try:
+            self.step_down(_SHUTDOWN_STEPDOWN_SECS, wait_secs, force=False)
+        except CommandError as exc:
+            if not signaled:
+                raise
+            self.node.logger.log(
+                "W", "REPL", 4719000, "Error stepping down during force shutdown", {"error": exc.errmsg}
+            )
+
+    def enter_quiesce_if_secondary(self, seconds: float) -> bool:
+        """enterQuiesceModeIfSecondary: a SECONDARY answers hello with ShutdownInProgress from now on."""
+        with self.node.lock:
+            self.node.logger.log("I", "REPL", 4794602, "Attempting to enter quiesce mode", {})
+            if self.state != SECONDARY:
+                return False
+            self.node.quiesce_deadline = time.monotonic() + seconds
+            self.node.bump_topology()  # wakes awaitable hellos, which then fail with ShutdownInProgress
+            return True
+
+    def _caught_up_majority(self, target: dict[str, Any]) -> bool:
+        caught_up = sum(
+            1
+            for member in self.voters()
+            if member["_id"] == self.self_id
+            or optime_key(self.positions.get(member["_id"], NULL_OPTIME)) >= optime_key(target)
+        )
+        return caught_up >= self.majority()
+
     def _caught_up_electable_secondary(self, target: dict[str, Any]) -> dict[str, Any] | None:
+        """TopologyCoordinator::tryToStartStepDown: a majority has our last entry, one of them electable."""
+        if not self._caught_up_majority(target):
+            return None
         for member in self.others():
             view = self.views.get(member["_id"])
             position = self.positions.get(member["_id"], NULL_OPTIME)
@@ -842,31 +1029,117 @@ class ReplicaSet:
             if self.state == PRIMARY:
                 raise CommandError(95, "cannot freeze node when primary or running for election. state: Primary")
             if seconds <= 0:
+                # TopologyCoordinator::prepareFreezeResponse: unfreezing also ends a step-down period.
                 self.frozen_until = 0.0
+                self.stepdown_until = 0.0
                 return {"info": "unfreezing"}
             self.frozen_until = time.monotonic() + seconds
             return {}
 
+    def set_maintenance(self, enable: bool) -> None:
+        """replSetMaintenance: a SECONDARY goes RECOVERING while at least one request to enter is active."""
+        with self.node.lock:
+            if self.state == PRIMARY:
+                raise CommandError(95, "primaries can't modify maintenance mode")
+            if self.state not in (SECONDARY, RECOVERING):
+                raise CommandError(95, f"cannot modify maintenance mode in state {STATE_NAMES[self.state]}")
+            if enable:
+                self.maintenance_calls += 1
+                self.node.logger.log(
+                    "I",
+                    "REPL",
+                    21350,
+                    "Going into maintenance mode",
+                    {"otherMaintenanceModeTasksInProgress": self.maintenance_calls - 1},
+                )
+                self._set_state(RECOVERING)
+                return
+            if self.maintenance_calls == 0:
+                raise CommandError(96, "already out of maintenance mode")
+            self.maintenance_calls -= 1
+            if self.maintenance_calls == 0:
+                self.node.logger.log("I", "REPL", 21351, "Leaving maintenance mode", {})
+                self._set_state(SECONDARY)
+
+    # -- periodic no-op writer (noop_writer.cpp) -----------------------------------------------------------------
+    def _noop_loop(self) -> None:
+        """Every periodicNoopIntervalSecs a primary that wrote nothing since the last round writes
+        ``{op: "n", o: {msg: "periodic noop"}}`` (if writePeriodicNoops), so an idle set's optimes move."""
+        while not self._stop.wait(self.node.settings.periodic_noop_interval):
+            with self.node.lock:
+                if self.state != PRIMARY or self.stepping_down or self.node.shutdown.requested:
+                    continue
+                idle = self._noop_last_known is not None and optime_key(self.applied()) == optime_key(
+                    self._noop_last_known
+                )
+                if idle and self.node.settings.parameters["writePeriodicNoops"]:
+                    self.node.log_op({"op": "n", "ns": "", "o": {"msg": "periodic noop"}})
+                self._noop_last_known = self.applied()
+
     # -- commit point --------------------------------------------------------------------------------------------
     def _record_position(self, member_id: int, optime: dict[str, Any]) -> None:
+        """A secondary's durable optime (primary side): the commit point and w:<n> count these."""
         current = self.positions.get(member_id, NULL_OPTIME)
         if optime_key(optime) > optime_key(current):
             self.positions[member_id] = optime
             self._advance_commit_point()
 
+    def _record_progress(self, member_id: int, report: dict[str, Any]) -> None:
+        """replSetUpdatePosition (here: carried by each oplog fetch): applied and durable optimes with their
+        wall times; replSetGetStatus shows the newer of this and the last heartbeat."""
+        applied = report.get("applied", NULL_OPTIME)
+        current = self.progress.get(member_id)
+        if current is None or optime_key(applied) >= optime_key(current["applied"]):
+            self.progress[member_id] = {
+                "applied": applied,
+                "applied_wall": report.get("appliedWall", EPOCH),
+                "durable": report.get("durable", applied),
+                "durable_wall": report.get("durableWall", report.get("appliedWall", EPOCH)),
+            }
+        self._record_position(member_id, report.get("durable", applied))
+
+    def durable_advanced(self) -> None:
+        """The journal flusher made more of the oplog durable (lock held)."""
+        self._advance_commit_point()
+
     def _advance_commit_point(self) -> None:
         if self.state != PRIMARY:
             return
+        mine = self.node.durable()[0]  # writeConcernMajorityJournalDefault: durable optimes count
         applied = [
-            self.applied() if m["_id"] == self.self_id else self.positions.get(m["_id"], NULL_OPTIME)
-            for m in self.voters()
+            mine if m["_id"] == self.self_id else self.positions.get(m["_id"], NULL_OPTIME) for m in self.voters()
         ]
         applied.sort(key=optime_key, reverse=True)
         candidate = applied[self.majority() - 1]
         # Raft: only entries of the current term are committed by counting replicas.
         if candidate["t"] == self.term and optime_key(candidate) > optime_key(self.commit_point):
-            self.commit_point = candidate
-            self.node.changed.notify_all()
+            self._set_commit_point(candidate)
+            self.metrics.write_majority_available(utcnow())
+
+    def _set_commit_point(self, optime: dict[str, Any]) -> None:
+        self.commit_point = optime
+        entry = self.node.catalog.oplog_entry(optime["ts"])
+        self.commit_point_wall = entry.get("wall", EPOCH) if entry else EPOCH
+        self.node.changed.notify_all()
+
+    def write_status(self, optime: dict[str, Any], w: Any) -> str:
+        """ "done", "waiting" or "stepped_down" for a numeric or tag write concern (lock held)."""
+        if self.state != PRIMARY:
+            return "stepped_down"
+        have = [
+            member
+            for member in self.members()
+            if member["_id"] == self.self_id
+            or optime_key(self.positions.get(member["_id"], NULL_OPTIME)) >= optime_key(optime)
+        ]
+        if isinstance(w, str):
+            mode = self.settings.get("getLastErrorModes", {}).get(w, {})
+            satisfied = all(
+                len({m["tags"][tag] for m in have if tag in m.get("tags", {})}) >= int(needed)
+                for tag, needed in mode.items()
+            )
+            return "done" if satisfied else "waiting"
+        return "done" if len([m for m in have if not m["arbiterOnly"]]) >= int(w) else "waiting"
 
     def majority_write_status(self, optime: dict[str, Any]) -> str:
         """ "done", "waiting", or "stepped_down" for a majority write concern wait (lock held)."""
@@ -881,12 +1154,12 @@ class ReplicaSet:
         """Serves emuFetchOplog: long-polls for entries after ``after`` (lock held; waits on node.changed)."""
         member_id = request.get("memberId")
         if isinstance(member_id, int) and self.state == PRIMARY:
-            self._record_position(member_id, request.get("applied", NULL_OPTIME))
+            self._record_progress(member_id, request)
         if int(request.get("term", -1)) > self.term:
             self.update_term(int(request["term"]), "oplog fetch")
         after = request.get("after")
         if after and after["t"] != -1 and not self.node.catalog.has_oplog_entry(after["ts"], int(after["t"])):
-            raise CommandError(326, "our last optime fetched is not in the sync source's oplog")
+            raise CommandError(120, "our last optime fetched is not in the sync source's oplog")
         deadline = time.monotonic() + int(request.get("maxWaitMS", 0)) / 1000
         after_ts = after["ts"] if after and after["t"] != -1 else None
         while True:
@@ -895,7 +1168,14 @@ class ReplicaSet:
             if entries or remaining <= 0 or self._stop.is_set():
                 break
             self.node.changed.wait(remaining)
-        return {"ok": 1.0, "entries": entries, "commitPoint": self.commit_point, "term": self.term, "state": self.state}
+        return {
+            "ok": 1.0,
+            "entries": entries,
+            "commitPoint": self.commit_point,
+            "commitPointWall": self.commit_point_wall,
+            "term": self.term,
+            "state": self.state,
+        }
 
     def oplog_contains_reply(self, request: dict[str, Any]) -> dict[str, Any]:
         """For rollback: the newest of the candidate optimes that this member's oplog holds."""
@@ -916,6 +1196,11 @@ class ReplicaSet:
 
     # -- oplog fetching (secondary side) -------------------------------------------------------------------------
     def _choose_sync_source(self) -> dict[str, Any] | None:
+        # TopologyCoordinator::chooseNewSyncSource: "wait for 2N pings (not counting ourselves) before choosing
+        # a sync target", so a (re)started member syncs only after two heartbeat rounds.
+        pings_needed = (len(self.members()) - 1) * 2 - sum(view.pings for view in self.views.values())
+        if pings_needed > 0:
+            return None
         mine = optime_key(self.applied())
         primary = self.primary_member()
         if primary is not None and primary["_id"] != self.self_id:
@@ -940,7 +1225,7 @@ class ReplicaSet:
                 needs_initial_sync = self.state == STARTUP2
                 wait = self.heartbeat_interval / 4 if self.config else 0.2
             if not host:
-                self._stop.wait(wait)
+                self._stop.wait(_NO_SYNC_SOURCE_RETRY_SECS if self.config else 0.2)
                 continue
             if self._sync_client is None or self._sync_client.host != host:
                 if self._sync_client is not None:
@@ -952,7 +1237,7 @@ class ReplicaSet:
                 else:
                     self._fetch_once(self._sync_client)
             except PeerError as exc:
-                if exc.reply and exc.reply.get("code") == 326:
+                if exc.reply and exc.reply.get("code") == 120:
                     self._rollback(self._sync_client)
                 else:
                     self._stop.wait(wait)
@@ -960,10 +1245,14 @@ class ReplicaSet:
     def _fetch_once(self, client: PeerClient) -> None:
         with self.node.lock:
             applied = self.applied()
+            durable, durable_wall = self.node.durable()
             request = {
                 "emuFetchOplog": 1,
                 "after": applied,
                 "applied": applied,
+                "appliedWall": self.node.last_applied_wall(),
+                "durable": durable,
+                "durableWall": durable_wall,
                 "memberId": self.self_id,
                 "term": self.term,
                 "maxWaitMS": int(self.heartbeat_interval * 1000),
@@ -985,12 +1274,31 @@ class ReplicaSet:
             mine = self.applied()
             learned = source_commit if optime_key(source_commit) <= optime_key(mine) else mine
             if optime_key(learned) > optime_key(self.commit_point):
-                self.commit_point = learned
+                self._set_commit_point(learned)
             self.node.changed.notify_all()
 
     def _initial_sync(self, client: PeerClient) -> None:
         self.node.logger.log("I", "INITSYNC", 21173, "Starting initial sync", {"syncSource": client.host})
-        reply = client.command("admin", {"emuInitialSyncClone": 1}, timeout=max(30.0, self.heartbeat_timeout))
+        with self.node.lock:
+            if self.initial_sync_status is None:
+                self.initial_sync_status = {"start": utcnow(), "started": time.monotonic(), "attempts": []}
+            attempt_started = time.monotonic()
+        try:
+            reply = client.command("admin", {"emuInitialSyncClone": 1}, timeout=max(30.0, self.heartbeat_timeout))
+        except PeerError as exc:
+            with self.node.lock:
+                assert self.initial_sync_status is not None
+                self.initial_sync_status["attempts"].append(
+                    {
+                        "durationMillis": int((time.monotonic() - attempt_started) * 1000),
+                        "status": f"InitialSyncFailure: {exc}",
+                        "syncSource": client.host,
+                        "rollBackId": 1,
+                        "operationsRetried": 0,
+                        "totalTimeUnreachableMillis": 0,
+                    }
+                )
+            raise
         with self.node.lock:
             if self.state != STARTUP2:
                 return
@@ -1004,7 +1312,23 @@ class ReplicaSet:
             self.node.logger.log(
                 "I", "INITSYNC", 21192, "Initial sync done", {"lastApplied": optime_of(reply["lastEntry"])}
             )
-            self._set_state(SECONDARY)
+            self._go_live_as_secondary()
+
+    def initial_sync_status_document(self) -> dict[str, Any]:
+        """replSetGetStatus.initialSyncStatus while in STARTUP2 (the clone is one request: no per-collection
+        progress is reported)."""
+        assert self.initial_sync_status is not None
+        attempts = self.initial_sync_status["attempts"]
+        return {
+            "failedInitialSyncAttempts": len(attempts),
+            "maxFailedInitialSyncAttempts": 10,
+            "initialSyncStart": self.initial_sync_status["start"],
+            "totalInitialSyncElapsedMillis": int((time.monotonic() - self.initial_sync_status["started"]) * 1000),
+            "initialSyncAttempts": list(attempts),
+            "appliedOps": 0,
+            "totalTimeUnreachableMillis": 0,
+            "databases": {"databasesCloned": 0},
+        }
 
     def _rollback(self, client: PeerClient) -> None:
         with self.node.lock:
@@ -1046,12 +1370,35 @@ class ReplicaSet:
             self._stop.wait(self.heartbeat_interval)
 
     # -- status ---------------------------------------------------------------------------------------------
+    def _member_optimes(self, member_id: int, view: MemberView) -> dict[str, Any]:
+        """What this node knows of another member's oplog: from its heartbeats, or (on a primary) from its
+        position reports, whichever is newer; nothing for a member that is down."""
+        if not view.health:
+            return {
+                "applied": dict(NULL_OPTIME),
+                "applied_wall": EPOCH,
+                "durable": dict(NULL_OPTIME),
+                "durable_wall": EPOCH,
+            }
+        known = {
+            "applied": view.applied,
+            "applied_wall": view.applied_wall,
+            "durable": view.durable,
+            "durable_wall": view.durable_wall,
+        }
+        reported = self.progress.get(member_id)
+        if reported is not None and optime_key(reported["applied"]) > optime_key(known["applied"]):
+            known = dict(reported)
+        return known
+
     def status(self) -> dict[str, Any]:
+        """replSetGetStatus (lock held), with mongod's fields."""
         if self.config is None:
             raise CommandError(94, "no replset config has been received")
         now = utcnow()
         applied = self.applied()
         applied_wall = self.node.last_applied_wall()
+        durable, durable_wall = self.node.durable()
         members = []
         for member in self.members():
             if member["_id"] == self.self_id:
@@ -1065,7 +1412,7 @@ class ReplicaSet:
                     "optime": applied,
                     "optimeDate": ts_datetime(applied["ts"]),
                     "lastAppliedWallTime": applied_wall,
-                    "lastDurableWallTime": applied_wall,
+                    "lastDurableWallTime": durable_wall,
                     "syncSourceHost": self.sync_source,
                     "syncSourceId": (self.member_by_host(self.sync_source) or {}).get("_id", -1),
                     "infoMessage": "",
@@ -1081,7 +1428,7 @@ class ReplicaSet:
                 continue
             view = self.views.get(member["_id"], MemberView())
             healthy = view.health
-            optime = view.applied if healthy else dict(NULL_OPTIME)
+            optimes = self._member_optimes(member["_id"], view)
             entry = {
                 "_id": member["_id"],
                 "name": member["host"],
@@ -1089,12 +1436,12 @@ class ReplicaSet:
                 "state": view.state,
                 "stateStr": STATE_NAMES.get(view.state, "UNKNOWN") if healthy else "(not reachable/healthy)",
                 "uptime": int(time.monotonic() - view.up_since) if healthy and view.up_since else 0,
-                "optime": optime,
-                "optimeDurable": optime,
-                "optimeDate": ts_datetime(optime["ts"]),
-                "optimeDurableDate": ts_datetime(optime["ts"]),
-                "lastAppliedWallTime": view.applied_wall,
-                "lastDurableWallTime": view.applied_wall,
+                "optime": optimes["applied"],
+                "optimeDurable": optimes["durable"],
+                "optimeDate": ts_datetime(optimes["applied"]["ts"]),
+                "optimeDurableDate": ts_datetime(optimes["durable"]["ts"]),
+                "lastAppliedWallTime": optimes["applied_wall"],
+                "lastDurableWallTime": optimes["durable_wall"],
                 "lastHeartbeat": view.last_heartbeat or EPOCH,
                 "lastHeartbeatRecv": view.last_heartbeat_recv or EPOCH,
                 "pingMs": view.ping_ms,
@@ -1109,9 +1456,8 @@ class ReplicaSet:
                 entry["electionTime"] = view.election_time
                 entry["electionDate"] = ts_datetime(view.election_time)
             members.append(entry)
-        commit_wall = ts_datetime(self.commit_point["ts"])
         voters = len(self.voters())
-        return {
+        status: dict[str, Any] = {
             "set": self.set_name,
             "date": now,
             "myState": self.state,
@@ -1125,15 +1471,22 @@ class ReplicaSet:
             "writableVotingMembersCount": len([m for m in self.voters() if not m["arbiterOnly"]]),
             "optimes": {
                 "lastCommittedOpTime": self.commit_point,
-                "lastCommittedWallTime": commit_wall,
+                "lastCommittedWallTime": self.commit_point_wall,
                 "readConcernMajorityOpTime": self.commit_point,
                 "appliedOpTime": applied,
-                "durableOpTime": applied,
+                "durableOpTime": durable,
                 "lastAppliedWallTime": applied_wall,
-                "lastDurableWallTime": applied_wall,
+                "lastDurableWallTime": durable_wall,
             },
-            "members": members,
         }
+        if self.initial_sync_status is not None and self.state == STARTUP2:
+            status["initialSyncStatus"] = self.initial_sync_status_document()
+        if self.metrics.candidate and self.state == PRIMARY:
+            status["electionCandidateMetrics"] = dict(self.metrics.candidate)
+        if self.metrics.participant:
+            status["electionParticipantMetrics"] = dict(self.metrics.participant)
+        status["members"] = members
+        return status
 
     def hello_fields(self) -> dict[str, Any]:
         if self.config is None:

@@ -7,6 +7,8 @@ import ssl
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .. import server_parameters
+
 if TYPE_CHECKING:
     from ..options import Options
 
@@ -84,6 +86,18 @@ class ServerSettings:
     argv: list[str] = field(default_factory=list)
     parsed: dict[str, Any] = field(default_factory=dict)
     max_incoming_connections: int = 1000
+    cluster_role: str | None = None  # sharding.clusterRole: configsvr / shardsvr
+    # setParameter values (server_parameters.SPECS), typed; some may change at runtime (setParameter command).
+    parameters: dict[str, int | bool] = field(default_factory=lambda: server_parameters.startup_values({}))
+
+    @property
+    def periodic_noop_interval(self) -> float:
+        # A config server always writes a no-op every second (ReplicationCoordinatorImpl's constructor).
+        return 1.0 if self.cluster_role == "configsvr" else float(self.parameters["periodicNoopIntervalSecs"])
+
+    @property
+    def signaled_shutdown_timeout(self) -> float:
+        return int(self.parameters["shutdownTimeoutMillisForSignaledShutdown"]) / 1000
 
     @property
     def auth_enabled(self) -> bool:
@@ -147,6 +161,8 @@ class ServerSettings:
             argv=["mongod", *options.argv],
             parsed=copy.deepcopy(options.parsed),
             max_incoming_connections=options.net.max_incoming_connections,
+            cluster_role=options.parsed.get("sharding", {}).get("clusterRole"),
+            parameters=server_parameters.startup_values(options.set_parameters),
         )
 
 

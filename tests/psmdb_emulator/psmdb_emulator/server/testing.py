@@ -7,6 +7,7 @@ the launcher ``bin/mongod`` exactly as a service would start them, and stopped b
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import signal
 import socket
@@ -26,6 +27,8 @@ LAUNCHER = EMULATOR_HOME / "bin" / "mongod"
 USE_LAUNCHER = os.environ.get("PSMDB_EMULATOR_USE_LAUNCHER") == "1"
 # A loaded shared machine can take many seconds to import the emulator: be patient, but bounded.
 START_TIMEOUT = 90.0
+# For members whose test does not need mongod's 15 s shutdown quiesce (shutdownTimeoutMillisForSignaledShutdown).
+QUICK_SHUTDOWN = ["--setParameter", "shutdownTimeoutMillisForSignaledShutdown=500"]
 T = TypeVar("T")
 
 
@@ -49,11 +52,21 @@ def wait_for(check: Callable[[], T | None], timeout: float, what: str, interval:
 class EmulatorProcess:
     """One emulator mongod: start, wait until it listens, stop by SIGTERM or SIGKILL (by PID)."""
 
-    def __init__(self, workdir: Path, host: str, port: int, extra_args: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        host: str,
+        port: int,
+        extra_args: list[str] | None = None,
+        *,
+        use_launcher: bool = USE_LAUNCHER,
+    ) -> None:
         self.workdir = workdir
         self.host = host
         self.port = port
         self.extra_args = list(extra_args or [])
+        # bin/mongod runs the core too (dbPath lock, exit codes); the test entry only the network half.
+        self.use_launcher = use_launcher
         self.db_path = workdir / "db"
         self.log_path = workdir / "mongod.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -63,7 +76,7 @@ class EmulatorProcess:
         return f"{self.host}:{self.port}"
 
     def argv(self) -> list[str]:
-        entry = [str(LAUNCHER)] if USE_LAUNCHER else ["-m", "psmdb_emulator.server"]
+        entry = [str(LAUNCHER)] if self.use_launcher else ["-m", "psmdb_emulator.server"]
         return [
             sys.executable,
             *entry,
@@ -120,12 +133,36 @@ class EmulatorProcess:
                 self.kill()
         return int(self.process.returncode)
 
+    def signal_term(self) -> None:
+        if self.alive():
+            assert self.process is not None
+            os.kill(self.process.pid, signal.SIGTERM)
+
     def wait_exit(self, timeout: float = 60.0) -> int:
         assert self.process is not None
         return int(self.process.wait(timeout=timeout))
 
     def log_text(self) -> str:
         return self.log_path.read_text(encoding="utf-8") if self.log_path.exists() else ""
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def db_path_locked(self) -> bool:
+        """Whether some process holds ``mongod.lock`` (the core's dbPath lock, taken with flock)."""
+        lock_file = self.db_path / "mongod.lock"
+        if not lock_file.exists():
+            return False
+        fd = os.open(lock_file, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return False
+        finally:
+            os.close(fd)
 
 
 class RawClient(PeerClient):
@@ -144,9 +181,45 @@ class RawClient(PeerClient):
             raise
 
 
+def terminate_all(processes: list[EmulatorProcess], timeout: float = 60.0) -> None:
+    """SIGTERM every process at once (their shutdown quiesce periods overlap), then wait; SIGKILL stragglers."""
+    for process in processes:
+        process.signal_term()
+    for process in processes:
+        process.terminate(timeout)
+
+
 def replica_set_config(name: str, members: list[EmulatorProcess], **settings: Any) -> dict[str, Any]:
     return {
         "_id": name,
         "members": [{"_id": index, "host": member.address} for index, member in enumerate(members)],
         "settings": settings,
     }
+
+
+def member_states(member: EmulatorProcess) -> dict[str, str]:
+    """name -> stateStr in ``member``'s replSetGetStatus."""
+    status = RawClient(member.address, timeout=10).run("admin", {"replSetGetStatus": 1})
+    return {m["name"]: m["stateStr"] for m in status.get("members", [])}
+
+
+def initiate_and_step_up(
+    members: list[EmulatorProcess], set_name: str, timeout: float = 120.0, **settings: Any
+) -> None:
+    """replSetInitiate on the first member, then (once every member is SECONDARY) replSetStepUp on it, as
+    MongoDB's ReplSetTest does, instead of waiting an election timeout for the first election."""
+    reply = RawClient(members[0].address).run(
+        "admin", {"replSetInitiate": replica_set_config(set_name, members, **settings)}
+    )
+    if not reply.get("ok"):
+        raise RuntimeError(f"replSetInitiate failed: {reply}")
+
+    def stepped_up() -> bool:
+        states = member_states(members[0])
+        if list(states.values()).count("PRIMARY") == 1:
+            return True
+        if all(state == "SECONDARY" for state in states.values()) and len(states) == len(members):
+            RawClient(members[0].address).run("admin", {"replSetStepUp": 1})
+        return False
+
+    wait_for(stepped_up, timeout, f"a primary in {set_name}", interval=0.2)
