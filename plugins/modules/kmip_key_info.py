@@ -103,6 +103,9 @@ keys:
       type: list
       elements: str
       sample: [Encrypt, Decrypt]
+    initial_date:
+      description: Initial Date, when the key was created or registered (ISO 8601, UTC), when the server returns it.
+      type: str
     activation_date:
       description: Activation date (ISO 8601, UTC) when the server returns it.
       type: str

@@ -18,7 +18,10 @@ failover list such as ``[silent_port.address, kmip_server.address]`` is valid mo
     .8  kms_psmdb_only          least-privilege KMS: a KmipPolicyProxy in front of kmip_server that
                                 allows only Register, Activate, Get, Get Attributes (what PSMDB sends)
     .9  kms_key_management      the same plus Locate, Revoke, Destroy (what kmip_key adds)
-    .20-.99   free for tests that start their own servers (PyKmipServer, SilentPort...)
+    .20-.99   free for tests that start their own servers (PyKmipServer, SilentPort...), except:
+    .40-.49   test_rotation_modules.py: its KMS proxies (policy_proxy)
+    .50-.59   test_rotation_modules.py: its emulated mongod members (emulated_member.py)
+    .61       test_module_defaults.py: its scripted member
     .200-.254 the benchmarks (bench/)
 
 Fixtures (session scope unless said otherwise; servers start lazily, on first use):

@@ -36,6 +36,7 @@ KEY_ATTRIBUTES = [
     "Cryptographic Usage Mask",
     "State",
     "Name",
+    "Initial Date",
     "Activation Date",
     "Deactivation Date",
 ]
@@ -73,6 +74,7 @@ class KeyAttributes:
     length: int | None = None
     state: str | None = None
     usage_mask: list[str] | None = None
+    initial_date: str | None = None
     activation_date: str | None = None
     deactivation_date: str | None = None
 
@@ -86,6 +88,7 @@ class KeyAttributes:
             "length": self.length,
             "state": self.state,
             "usage_mask": self.usage_mask,
+            "initial_date": self.initial_date,
             "activation_date": self.activation_date,
             "deactivation_date": self.deactivation_date,
         }
@@ -128,6 +131,8 @@ def parse_attributes(key_identifier: str, attributes: list[Any]) -> KeyAttribute
         elif name == "Cryptographic Usage Mask":
             mask = int(value.value)
             key.usage_mask = [label for bit, label in USAGE_MASK_BITS.items() if mask & bit]
+        elif name == "Initial Date":
+            key.initial_date = _date(value.value)
         elif name == "Activation Date":
             key.activation_date = _date(value.value)
         elif name == "Deactivation Date":

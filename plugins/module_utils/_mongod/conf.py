@@ -121,10 +121,17 @@ class MongodConf:
 
     @property
     def db_path(self) -> str | None:
-        storage = self.data.get("storage")
-        if isinstance(storage, dict) and isinstance(storage.get("dbPath"), str):
-            return str(storage["dbPath"])
-        return None
+        value = self.value("storage.dbPath")
+        return value if isinstance(value, str) else None
+
+    def value(self, dotted: str) -> Any:
+        """The plain value at a mongod option name such as ``systemLog.path``; None when unset."""
+        node: Any = self.data
+        for part in dotted.split("."):
+            if not isinstance(node, MutableMapping) or part not in node:
+                return None
+            node = node[part]
+        return to_plain(node)
 
     # -- editing -------------------------------------------------------------------------
 

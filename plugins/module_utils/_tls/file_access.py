@@ -53,7 +53,7 @@ _ACL_XATTR = "system.posix_acl_access"
 _ACL_VERSION = 2
 _ACL_ENTRY = struct.Struct("<HHI")
 _ACL_USER_OBJ, _ACL_USER, _ACL_GROUP_OBJ, _ACL_GROUP, _ACL_MASK, _ACL_OTHER = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
-READ, SEARCH = 4, 1
+READ, WRITE, SEARCH = 4, 2, 1
 
 
 def read_access_acl(path: str) -> list[tuple[int, int, int]] | None:
@@ -97,6 +97,15 @@ def _allowed(path: str, st: os.stat_result, user: ServiceUser, want: int) -> boo
     if st.st_gid in user.gids:
         return (mode >> 3) & want == want
     return mode & want == want
+
+
+def allows(path: str, user: ServiceUser, want: int) -> bool:
+    """Whether ``user`` has the ``want`` bits (READ, WRITE, SEARCH) on ``path`` itself (not its parents)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return _allowed(path, st, user, want)
 
 
 def check_readable_by(option: str, path: str, user: ServiceUser) -> None:

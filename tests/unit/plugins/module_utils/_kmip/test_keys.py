@@ -81,10 +81,22 @@ def test_parse_attributes() -> None:
         "length": 256,
         "state": "Pre-Active",
         "usage_mask": ["Encrypt", "Decrypt"],
+        "initial_date": None,
         "activation_date": None,
         "deactivation_date": None,
     }
     assert key.master_key_problem() is None
+
+
+def test_dates_are_iso_8601_utc() -> None:
+    dated = [
+        *attrs(),
+        FACTORY.create_attribute(enums.AttributeType.INITIAL_DATE, 1767225600),
+        FACTORY.create_attribute(enums.AttributeType.ACTIVATION_DATE, 1767225660),
+    ]
+    key = kmip_keys.parse_attributes("7", dated)
+    assert (key.initial_date, key.activation_date) == ("2026-01-01T00:00:00+00:00", "2026-01-01T00:01:00+00:00")
+    assert "Initial Date" in kmip_keys.KEY_ATTRIBUTES
 
 
 def test_wrong_algorithm_or_length_is_refused() -> None:
