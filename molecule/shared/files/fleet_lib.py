@@ -204,11 +204,6 @@ def find_primary(fleet: Fleet, replset: str, timeout: float = 5.0) -> tuple[Memb
 # -- files ---------------------------------------------------------------------------------------
 
 
-def append_jsonl(path: Path, record: dict[str, Any]) -> None:
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record, default=str) + "\n")
-
-
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
