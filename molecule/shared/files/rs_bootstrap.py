@@ -52,6 +52,7 @@ def main() -> int:
     parser.add_argument("--ca-file", required=True)
     parser.add_argument("--user", required=True)
     parser.add_argument("--timeout", type=float, default=120.0)
+    parser.add_argument("--configsvr", action="store_true", help="the members run with sharding.clusterRole configsvr")
     args = parser.parse_args()
     deadline = time.monotonic() + args.timeout
     result: dict = {"changed": False, "initiated": False, "user_created": False}
@@ -74,7 +75,12 @@ def main() -> int:
             if exc.code != NOT_YET_INITIALIZED:
                 raise
             members = [{"_id": i, "host": h} for i, h in enumerate(args.members.split(","))]
-            c.admin.command("replSetInitiate", {"_id": args.replset, "members": members})
+            config: dict = {"_id": args.replset, "members": members}
+            if args.configsvr:
+                # a mongod started with clusterRole configsvr refuses a config without it (BadValue
+                # "Nodes started with the --configsvr flag must have configsvr:true in their config")
+                config["configsvr"] = True
+            c.admin.command("replSetInitiate", config)
             result.update(changed=True, initiated=True)
 
         primary = None
