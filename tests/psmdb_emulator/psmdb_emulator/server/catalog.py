@@ -146,9 +146,12 @@ class Catalog:
 
     def take_dirty(self) -> dict[str, bytes | None]:
         """Snapshots every database changed since the last call (None: dropped), for the flusher to write."""
-        blobs = {name: (self.serialise(name) if name in self.dbs else None) for name in sorted(self._dirty)}
+        blobs = {name: (self.serialise(name) if self._exists(name) else None) for name in sorted(self._dirty)}
         self._dirty.clear()
         return blobs
+
+    def _exists(self, name: str) -> bool:
+        return name in self.dbs or (name == LOCAL_DB and self._oplog_size_fixed)
 
     def write_blobs(self, blobs: dict[str, bytes | None]) -> None:
         """Writes snapshots from ``take_dirty``; slow (fsync), so callers do it without holding the node lock."""
