@@ -265,19 +265,22 @@ def _run(options: Options, logger: Logger, serve: ServeFunction | None) -> int:
         _log_shutdown(logger, EXIT_NET_ERROR)
         return EXIT_NET_ERROR
     try:
-        return _run_bound(options, logger, serve, shutdown, sockets)
+        lock = _lock_db_path(db_path, logger)
+        if not isinstance(lock, _DbPathLock):
+            return lock
+        pid_file = options.process_management.pid_file_path
+        try:
+            if pid_file:
+                Path(pid_file).write_text(f"{os.getpid()}\n", encoding="utf-8")
+            return _run_locked(options, logger, serve, shutdown, sockets)
+        finally:
+            lock.release()
     finally:
         close_all(sockets)
 
 
-def _run_bound(
-    options: Options,
-    logger: Logger,
-    serve: ServeFunction | None,
-    shutdown: ShutdownController,
-    sockets: list[socket.socket],
-) -> int:
-    db_path = Path(options.storage.db_path)
+def _lock_db_path(db_path: Path, logger: Logger) -> _DbPathLock | int:
+    """The storage engine's first steps: the dbPath must exist and be free (mongod.lock); else exit 100."""
     if not db_path.is_dir():
         logger.log(
             "F",
@@ -308,13 +311,7 @@ def _run_bound(
         )
         _log_shutdown(logger, EXIT_DB_PATH)
         return EXIT_DB_PATH
-    pid_file = options.process_management.pid_file_path
-    try:
-        if pid_file:
-            Path(pid_file).write_text(f"{os.getpid()}\n", encoding="utf-8")
-        return _run_locked(options, logger, serve, shutdown, sockets)
-    finally:
-        lock.release()
+    return lock
 
 
 def _run_locked(

@@ -160,6 +160,18 @@ def reconfigure(primary: EmulatorProcess, change: Any) -> None:
     assert reply["ok"] == 1.0, reply
 
 
+def add_non_voting_member(fleet: Fleet, name: str, member_id: int, args: list[str]) -> EmulatorProcess:
+    """A plain member (the test entry) started empty and added with priority 0, votes 0."""
+    (fleet.workdir / name).mkdir()
+    member = EmulatorProcess(fleet.workdir / name, HOSTS[name], PORT, args)
+    fleet.members[name] = member
+    member.start()
+    member.wait_listening()
+    new_member = {"_id": member_id, "host": member.address, "priority": 0, "votes": 0}
+    reconfigure(fleet.members["a"], lambda config: config["members"].append(new_member))
+    return member
+
+
 def wait_has_writes(member: EmulatorProcess, writer: Writer) -> None:
     """Every write the writer got acknowledged is on ``member`` (a secondary)."""
     acknowledged = list(writer.acknowledged)
@@ -289,14 +301,8 @@ def test_i12_2_sync_source_killed_during_initial_sync_resumes_or_restarts_never_
     args += ["--setParameter", f"initialSyncTransientErrorRetryPeriodSeconds={D_OUTAGE_SECS}"]
     args += ["--setParameter", f"psmdbEmulatorInitialSyncBytesPerSec={D_RATE}"]
     args += ["--setParameter", "collectionClonerBatchSize=100"]
-    (fleet.workdir / "d").mkdir()
-    d = EmulatorProcess(fleet.workdir / "d", HOSTS["d"], PORT, args)
-    fleet.members["d"] = d
-    d.start()
-    d.wait_listening()
     with Writer(fleet, "during_d") as writer:
-        new_member = {"_id": 3, "host": d.address, "priority": 0, "votes": 0}
-        reconfigure(a, lambda config: config["members"].append(new_member))
+        d = add_non_voting_member(fleet, "d", 3, args)
 
         def cloning() -> dict[str, Any] | None:
             status = status_of(d)
@@ -426,13 +432,7 @@ def test_i12_2_exhausted_initial_sync_attempts_end_the_process_with_exit_14(flee
     a = fleet.members["a"]
     args = [*BASE_ARGS, "--setParameter", "numInitialSyncAttempts=1"]
     args += ["--setParameter", "numInitialSyncConnectAttempts=1"]
-    (fleet.workdir / "e").mkdir()
-    e = EmulatorProcess(fleet.workdir / "e", HOSTS["e"], PORT, args)
-    fleet.members["e"] = e
-    e.start()
-    e.wait_listening()
-    new_member = {"_id": 4, "host": e.address, "priority": 0, "votes": 0}
-    reconfigure(a, lambda config: config["members"].append(new_member))
+    e = add_non_voting_member(fleet, "e", 4, args)
     try:
         assert e.wait_exit(timeout=TIMEOUT) == 14
     finally:
