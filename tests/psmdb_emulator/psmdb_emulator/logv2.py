@@ -4,12 +4,36 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import sys
 import threading
 from collections.abc import Callable
 from typing import Any, TextIO
 
 SEVERITIES = ("F", "E", "W", "I", "D1", "D2")
+
+
+def rename_existing_log(path: str | None, append: bool) -> str | None:
+    """mongod's ServerLogRedirection initializer: with ``logAppend: false`` an existing log file is renamed to
+    ``<path>.<UTC YYYY-MM-DDTHH-MM-SS>`` (terseCurrentTimeForFilename) and a new one is started, never
+    truncated; the line 20697 goes to stdout (the log is not open yet). Returns the new name of the old file."""
+    if not path or append or not os.path.isfile(path):
+        return None
+    absolute = os.path.abspath(path)
+    target = f"{absolute}.{datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%dT%H-%M-%S')}"
+    os.rename(absolute, target)
+    line = {
+        "t": {"$date": datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")},
+        "s": "I",
+        "c": "CONTROL",
+        "id": 20697,
+        "ctx": "main",
+        "msg": "Renamed existing log file",
+        "attr": {"oldLogPath": absolute, "newLogPath": target},
+    }
+    sys.stdout.write(json.dumps(line, separators=(",", ":")) + "\n")
+    sys.stdout.flush()
+    return target
 
 
 class Logger:

@@ -1,8 +1,9 @@
 """The ``mongod`` entry point: options, logging, dbPath lock, encryption start-up, serve, exit code.
 
 Exit codes (mongod's ``ExitCode``): 0 clean (also after a master key rotation), 2 bad options,
-14 storage engine failure, 100 dbPath problem, 1001 data-at-rest encryption error (the shell
-sees 1001 & 0xFF = 233).
+14 storage engine failure, 48 the port cannot be bound (checked first, before the dbPath and the
+storage engine, as mongod_main.cpp does), 100 dbPath problem, 1001 data-at-rest encryption error
+(the shell sees 1001 & 0xFF = 233).
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from psmdb_emulator.encryption import (
     start_storage,
 )
 from psmdb_emulator.kmip_client import KmipConnector
-from psmdb_emulator.logv2 import Logger
+from psmdb_emulator.logv2 import Logger, rename_existing_log
+from psmdb_emulator.netbind import EXIT_NET_ERROR, bind_sockets, close_all, listen_addresses, listener_error
 from psmdb_emulator.options import Options, OptionsError
 
 EXIT_CLEAN = 0
@@ -48,7 +50,7 @@ BUILD_INFO: dict[str, Any] = {
     "psmdbEmulator": True,
 }
 
-ServeFunction = Callable[[Options, DataStore, Logger, ShutdownController], None]
+ServeFunction = Callable[[Options, DataStore, Logger, ShutdownController, list[socket.socket]], None]
 
 
 def version_text() -> str:
@@ -92,7 +94,11 @@ def _load_serve() -> ServeFunction | None:
     return serve if callable(serve) else None
 
 
-def _wait_without_server(options: Options, logger: Logger, shutdown: ShutdownController) -> None:
+def _wait_without_server(
+    options: Options, logger: Logger, shutdown: ShutdownController, sockets: list[socket.socket]
+) -> None:
+    for sock in sockets:  # the port is held (connections queue, unanswered) as long as the process runs
+        sock.listen(128)
     logger.log("I", "NETWORK", 23016, "Waiting for connections", {"port": options.net.port, "ssl": "off"})
     while not shutdown.wait(0.5):
         pass
@@ -192,6 +198,8 @@ def main(argv: Sequence[str] | None = None, serve: ServeFunction | None = None) 
             sys.stderr.write("try 'mongod --help' for more information\n")
         return EXIT_BAD_OPTIONS
 
+    # ServerLogRedirection runs before the fork: an existing log is renamed, never truncated (logAppend false)
+    rename_existing_log(options.system_log.path, options.system_log.log_append)
     if options.process_management.fork:
         parent_exit = _fork_and_wait_for_child()
         if parent_exit is not None:
@@ -249,6 +257,30 @@ def _run(options: Options, logger: Logger, serve: ServeFunction | None) -> int:
     )
     logger.log("I", "CONTROL", 21951, "Options set by command line", {"options": options.censored_parsed()})
 
+    # mongod_main.cpp _initAndListen: the transport layer is set up (bound) before the storage engine starts
+    try:
+        sockets = bind_sockets(listen_addresses(options.net.bind_ip, options.net.bind_ip_all), options.net.port)
+    except OSError as exc:
+        logger.log("E", "CONTROL", 20568, "Error setting up listener", {"error": listener_error(exc)})
+        _log_shutdown(logger, EXIT_NET_ERROR)
+        return EXIT_NET_ERROR
+    try:
+        lock = _lock_db_path(db_path, logger)
+        if not isinstance(lock, _DbPathLock):
+            return lock
+        pid_file = options.process_management.pid_file_path
+        try:
+            if pid_file:
+                Path(pid_file).write_text(f"{os.getpid()}\n", encoding="utf-8")
+            return _run_locked(options, logger, serve, shutdown, sockets)
+        finally:
+            lock.release()
+    finally:
+        close_all(sockets)
+
+
+def _lock_db_path(db_path: Path, logger: Logger) -> _DbPathLock | int:
+    """The storage engine's first steps: the dbPath must exist and be free (mongod.lock); else exit 100."""
     if not db_path.is_dir():
         logger.log(
             "F",
@@ -279,16 +311,16 @@ def _run(options: Options, logger: Logger, serve: ServeFunction | None) -> int:
         )
         _log_shutdown(logger, EXIT_DB_PATH)
         return EXIT_DB_PATH
-    pid_file = options.process_management.pid_file_path
-    try:
-        if pid_file:
-            Path(pid_file).write_text(f"{os.getpid()}\n", encoding="utf-8")
-        return _run_locked(options, logger, serve, shutdown)
-    finally:
-        lock.release()
+    return lock
 
 
-def _run_locked(options: Options, logger: Logger, serve: ServeFunction | None, shutdown: ShutdownController) -> int:
+def _run_locked(
+    options: Options,
+    logger: Logger,
+    serve: ServeFunction | None,
+    shutdown: ShutdownController,
+    sockets: list[socket.socket],
+) -> int:
     logger.log(
         "I",
         "STORAGE",
@@ -331,9 +363,9 @@ def _run_locked(options: Options, logger: Logger, serve: ServeFunction | None, s
     serve_function = serve or _load_serve()
     try:
         if serve_function is None:
-            _wait_without_server(options, logger, shutdown)
+            _wait_without_server(options, logger, shutdown, sockets)
         else:
-            serve_function(options, started.store, logger, shutdown)
+            serve_function(options, started.store, logger, shutdown, sockets)
     finally:
         if monitor is not None:
             monitor.stop()

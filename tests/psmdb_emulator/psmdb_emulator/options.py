@@ -430,6 +430,12 @@ def _parse_cli(argv: list[str]) -> tuple[dict[str, Any], str | None, dict[str, s
             values[spec.key] = spec.implicit
         else:
             values[spec.key] = inline if has_inline else take_value(token)
+    if "systemLog.path" in values:
+        # canonicalizeBaseOptions: --logpath is systemLog.path with systemLog.destination "file" (--syslog wins)
+        if not values["systemLog.path"]:
+            raise OptionsError("BadValue: logpath cannot be empty if supplied")
+        if values.get("systemLog.destination") != "syslog":
+            values["systemLog.destination"] = "file"
     return values, config_path, set_parameters
 
 
@@ -622,14 +628,8 @@ def _validate(options: Options, typed: dict[str, Any]) -> None:
     authorization = typed.get("security.authorization")
     if authorization is not None and authorization not in ("enabled", "disabled"):
         raise OptionsError(f"BadValue: security.authorization must be 'enabled' or 'disabled', got '{authorization}'")
-    destination = typed.get("systemLog.destination")
-    if destination is not None and destination not in ("file", "syslog"):
-        raise OptionsError(f"BadValue: systemLog.destination must be either 'file' or 'syslog', got '{destination}'")
-    if destination == "file" and not typed.get("systemLog.path"):
-        raise OptionsError("BadValue: systemLog.path is required if systemLog.destination is to a file")
-    if typed.get("systemLog.path") and destination is None:
-        options.system_log.destination = "file"
-    if typed.get("processManagement.fork") and not (typed.get("systemLog.path") or destination == "syslog"):
+    _validate_system_log(typed)
+    if typed.get("processManagement.fork") and not (typed.get("systemLog.path") or typed.get("systemLog.destination")):
         raise OptionsError("BadValue: --fork has to be used with --logpath or --syslog")
 
     for key in (
@@ -653,8 +653,32 @@ def _validate(options: Options, typed: dict[str, Any]) -> None:
         )
 
 
+def _validate_system_log(typed: dict[str, Any]) -> None:
+    """storeBaseOptions (server_options_helpers.cpp, 7.0): a systemLog.path needs destination "file" (the
+    command line's --logpath sets both), a file destination needs a path; logRotate "reopen" needs logAppend."""
+    destination = typed.get("systemLog.destination")
+    path = typed.get("systemLog.path")
+    if destination == "file" and not path:
+        raise OptionsError("BadValue: systemLog.path is required if systemLog.destination is to a file")
+    if destination not in (None, "file", "syslog"):
+        raise OptionsError(
+            f"BadValue: Bad value for systemLog.destination: {destination}.  Supported targets are: (syslog|file)"
+        )
+    if path and destination != "file":
+        raise OptionsError("BadValue: Can only use systemLog.path if systemLog.destination is to a file")
+    rotate = typed.get("systemLog.logRotate")
+    if rotate == "reopen" and not typed.get("systemLog.logAppend"):
+        raise OptionsError("BadValue: logAppend must equal true if logRotate is set to reopen")
+    if rotate not in (None, "reopen", "rename"):
+        raise OptionsError(f"BadValue: unsupported value for logRotate {rotate}")
+
+
 def _validate_replication(options: Options, typed: dict[str, Any]) -> None:
-    """sharding.clusterRole (mongod_options.cpp) and the replication setParameters the server implements."""
+    """replication.oplogSizeMB and sharding.clusterRole (mongod_options.cpp), and the setParameters the server
+    implements."""
+    oplog_size = typed.get("replication.oplogSizeMB")
+    if oplog_size is not None and oplog_size <= 0:
+        raise OptionsError(f"BadValue: bad --oplogSize, arg must be greater than 0,found: {oplog_size}")
     role = typed.get("sharding.clusterRole")
     if role is not None:
         if role not in ("configsvr", "shardsvr"):

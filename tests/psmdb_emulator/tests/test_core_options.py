@@ -31,6 +31,12 @@ def parse_config(tmp_path: Path, text: str, *args: str) -> Options:
     return parse_args(["--config", str(config), *args])
 
 
+def config_refused(tmp_path: Path, text: str) -> str:
+    with pytest.raises(OptionsError) as error:
+        parse_config(tmp_path, text)
+    return error.value.message
+
+
 def refused(*args: str) -> str:
     with pytest.raises(OptionsError) as error:
         parse_args(list(args))
@@ -163,12 +169,14 @@ def test_unknown_command_line_option_is_refused() -> None:
 
 
 def test_unknown_config_option_is_refused_with_its_full_name(tmp_path: Path) -> None:
-    with pytest.raises(OptionsError) as error:
-        parse_config(tmp_path, "security:\n  kmip:\n    useLegacyProtocol: true\n")
-    assert error.value.message == "Unrecognized option: security.kmip.useLegacyProtocol"
-    with pytest.raises(OptionsError) as error:
-        parse_config(tmp_path, "security:\n  kmip:\n    clientCertificateSelector: subject=x\n")
-    assert error.value.message == "Unrecognized option: security.kmip.clientCertificateSelector"
+    assert (
+        config_refused(tmp_path, "security:\n  kmip:\n    useLegacyProtocol: true\n")
+        == "Unrecognized option: security.kmip.useLegacyProtocol"
+    )
+    assert (
+        config_refused(tmp_path, "security:\n  kmip:\n    clientCertificateSelector: subject=x\n")
+        == "Unrecognized option: security.kmip.clientCertificateSelector"
+    )
 
 
 @pytest.mark.parametrize(
@@ -278,3 +286,32 @@ def test_yaml_reader_keeps_scalars_as_strings_and_refuses_what_it_cannot_read() 
     for bad in ("a:\n\tb: 1\n", "a: 1\na: 2\n", "a: |\n  x\n", "a:\n  b: 1\n c: 2\n"):
         with pytest.raises(yamlconf.YamlError):
             yamlconf.parse(bad)
+
+
+def test_i12_5c_system_log_path_needs_destination_file_as_mongod_checks_it(tmp_path: Path) -> None:
+    # server_options_helpers.cpp storeBaseOptions (7.0): a YAML systemLog.path without destination is refused
+    only_file = "BadValue: Can only use systemLog.path if systemLog.destination is to a file"
+    assert config_refused(tmp_path, "systemLog:\n  path: /var/log/mongodb/mongod.log\n  logAppend: true\n") == only_file
+    assert config_refused(tmp_path, "systemLog:\n  destination: syslog\n  path: /l\n") == only_file
+    assert config_refused(tmp_path, "systemLog:\n  destination: console\n") == (
+        "BadValue: Bad value for systemLog.destination: console.  Supported targets are: (syslog|file)"
+    )
+    assert refused("--logpath", "") == "BadValue: logpath cannot be empty if supplied"
+    # --logpath on the command line is canonicalized to destination "file" + path, also over a YAML path
+    options = parse_config(tmp_path, "systemLog:\n  path: /from/yaml.log\n", "--logpath", "/from/cli.log")
+    assert options.parsed["systemLog"] == {"destination": "file", "path": "/from/cli.log"}
+    assert options.system_log.destination == "file"
+    # logRotate: reopen needs logAppend
+    assert refused("--logpath", "/l", "--logRotate", "reopen") == (
+        "BadValue: logAppend must equal true if logRotate is set to reopen"
+    )
+    assert refused("--logpath", "/l", "--logRotate", "sideways") == "BadValue: unsupported value for logRotate sideways"
+    assert parse_args(["--logpath", "/l", "--logappend", "--logRotate", "reopen"]).system_log.log_append
+
+
+def test_i12_3_oplog_size_must_be_positive() -> None:
+    # mongod_options.cpp: "bad --oplogSize, arg must be greater than 0,found: " (sic, no space)
+    assert refused("--replSet", "rs", "--oplogSize", "0") == (
+        "BadValue: bad --oplogSize, arg must be greater than 0,found: 0"
+    )
+    assert parse_args(["--replSet", "rs", "--oplogSize", "1"]).replication.oplog_size_mb == 1

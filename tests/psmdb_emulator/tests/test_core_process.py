@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -24,6 +27,10 @@ from psmdb_emulator.options import parse_args
 from psmdb_emulator.testhooks import TEST_HOOK_ENV, TEST_HOOK_LOG_ID
 
 Start = Callable[..., MongodProcess]
+# mongod binds its port first (netbind.py): the processes started here without the fixture use these ports.
+FORK_PORT = 27090
+LOG_RENAME_PORT = 27095
+FORKED = [sys.executable, str(MONGOD), "--fork", "--bind_ip", MONGOD_ADDRESS]
 
 
 def shutting_down(process: MongodProcess) -> dict[str, object]:
@@ -158,6 +165,10 @@ def test_fork_parent_exits_0_once_child_is_ready(tmp_path: Path) -> None:
             "--fork",
             "--dbpath",
             str(db),
+            "--bind_ip",
+            MONGOD_ADDRESS,
+            "--port",
+            str(FORK_PORT),
             "--logpath",
             str(log),
             "--pidfilepath",
@@ -183,7 +194,7 @@ def test_fork_parent_exits_0_once_child_is_ready(tmp_path: Path) -> None:
 
 def _run_forked(*args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(MONGOD), "--fork", "--logpath", str(tmp_path / "forked.log"), *args],
+        [*FORKED, "--port", str(FORK_PORT + 1), "--logpath", str(tmp_path / "forked.log"), *args],
         capture_output=True,
         text=True,
         timeout=300,
@@ -342,3 +353,72 @@ def test_i10_3_and_7_server_status_and_cmd_line_opts_of_a_running_member(
         "encryptionKeyId": {"kmip": {"keyId": key_id}},
     }
     assert newer.stop() == 0
+
+
+def test_i12_5a_a_held_port_stops_any_start_and_a_rotation_with_48_before_the_storage_engine(
+    mongod: Start, kmip_lab: KmipLab, tmp_path: Path
+) -> None:
+    """mongod_main.cpp (7.0) sets up the transport layer (binds) before initializeStorageEngine: a port held by
+    another process ends the start with 20568 and exit 48 before the dbPath lock, KMIP or the rotation."""
+    db = tmp_path / "db"
+    old_id = _first_start_in_process(kmip_lab, db, tmp_path / "setup.log")
+    before = {name: (db / name).read_bytes() for name in ("storage.bson", "key.db/keystore.wt")}
+    objects_before = kmip_object_count(kmip_lab.servers["kmip1"])
+    # the fixture gives its n-th mongod port 27017 + n on MONGOD_ADDRESS: hold the first two
+    with socket.create_server((MONGOD_ADDRESS, 27017)), socket.create_server((MONGOD_ADDRESS, 27018)):
+        rotation = mongod(*kmip_lab.kmip_args(kmipRotateMasterKey=True))
+        no_db_path = mongod("--dbpath", str(tmp_path / "missing"), with_db_path=False)
+        assert rotation.wait_exit() == 48 and no_db_path.wait_exit() == 48  # not 100: the port comes first
+    for process in (rotation, no_db_path):
+        error = process.entries(20568)[0]
+        assert (error["s"], error["c"], error["msg"]) == ("E", "CONTROL", "Error setting up listener")
+        assert error["attr"]["error"] == {
+            "code": 9001,
+            "codeName": "SocketException",
+            "errmsg": "Address already in use",
+        }
+        assert shutting_down(process) == {"exitCode": 48}
+        assert not {20557, 22315, 29115, 29116, 29111} & set(process.log_ids())
+    assert {name: (db / name).read_bytes() for name in before} == before
+    assert not (db / storage.ROTATION_DIR).exists() and _stored_key_id(db) == old_id
+    assert kmip_object_count(kmip_lab.servers["kmip1"]) == objects_before
+    # the port free again, the same rotation runs
+    assert mongod(*kmip_lab.kmip_args(kmipRotateMasterKey=True)).wait_exit() == 0
+
+
+def test_i12_5b_log_append_false_renames_the_existing_log_instead_of_truncating_it(tmp_path: Path) -> None:
+    """ServerLogRedirection (logv2, 4.4+): without logAppend an existing log becomes <path>.<UTC time> (log
+    20697 on stdout) and a new file is started; with logAppend it is appended to."""
+    db = tmp_path / "db"
+    db.mkdir()
+    log = tmp_path / "mongod.log"
+    log.write_text('{"old":"run"}\n')
+    argv = [sys.executable, str(MONGOD), "--dbpath", str(db), "--bind_ip", MONGOD_ADDRESS]
+    argv += ["--port", str(LOG_RENAME_PORT), "--logpath", str(log)]
+    env = {**os.environ, "PSMDB_EMULATOR_NO_SERVER": "1", "PYTHONWARNINGS": "ignore"}
+
+    def listening() -> int:
+        return log.read_text().count('"id":23016') if log.exists() else 0
+
+    def run(*extra: str) -> str:
+        started = listening() if "--logappend" in extra else 0
+        process = subprocess.Popen([*argv, *extra], stdout=subprocess.PIPE, text=True, env=env)
+        deadline = time.monotonic() + 300
+        while listening() <= started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        stdout, _ = process.communicate(timeout=300)
+        assert process.returncode == 0
+        return stdout
+
+    stdout = run()
+    renamed = [path for path in tmp_path.iterdir() if path.name.startswith("mongod.log.")]
+    assert len(renamed) == 1 and re.fullmatch(r"mongod\.log\.\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d", renamed[0].name)
+    assert renamed[0].read_text() == '{"old":"run"}\n'
+    assert '{"old":"run"}' not in log.read_text() and '"id":23138' in log.read_text()
+    line = next(json.loads(text) for text in stdout.splitlines() if '"id":20697' in text)
+    assert line["msg"] == "Renamed existing log file"
+    assert line["attr"] == {"oldLogPath": str(log), "newLogPath": str(renamed[0])}
+    first_run = log.read_text()
+    assert "20697" not in run("--logappend")
+    assert log.read_text().startswith(first_run) and log.read_text().count('"id":23138') == 2

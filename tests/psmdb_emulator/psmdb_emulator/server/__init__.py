@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..contracts import DataStore, ShutdownController
 from ..logv2 import Logger
+from ..netbind import EXIT_NET_ERROR, bind_sockets, close_all, listener_error
 from .commands import Connection, dispatch
 from .errors import CommandError
 from .node import Node
@@ -26,9 +27,8 @@ from .wire import ProtocolError, encode_reply, read_request
 if TYPE_CHECKING:
     from ..options import Options
 
-__all__ = ["EXIT_NET_ERROR", "serve"]
+__all__ = ["EXIT_NET_ERROR", "bind_or_log", "serve"]
 
-EXIT_NET_ERROR = 48  # mongod's ExitCode::netError, e.g. the port is in use
 _TLS_HANDSHAKE_FIRST_BYTE = 0x16
 _ACCEPT_POLL_SECONDS = 0.2
 
@@ -46,21 +46,18 @@ class Listener:
         self._stopping = threading.Event()
         self._next_connection_id = 0
 
-    def bind(self) -> None:
-        for address in self.node.settings.bind_ips:
-            family = socket.AF_INET6 if ":" in address else socket.AF_INET
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                sock.bind((address, self.node.settings.port))
+    def listen(self, bound: list[socket.socket]) -> None:
+        """Starts listening on the sockets bound before the storage engine started (netbind.py)."""
+        try:
+            for sock, address in zip(bound, self.node.settings.bind_ips, strict=True):
                 sock.listen(128)
                 sock.settimeout(_ACCEPT_POLL_SECONDS)
-            except OSError:
-                sock.close()
-                self.close_listeners()
-                raise
-            self._listen_sockets.append(sock)
-            self.node.logger.log("I", "NETWORK", 23015, "Listening on", {"address": address})
+                self._listen_sockets.append(sock)
+                self.node.logger.log("I", "NETWORK", 23015, "Listening on", {"address": address})
+        except OSError:
+            close_all(bound)
+            self._listen_sockets = []
+            raise
         self.node.logger.log(
             "I",
             "NETWORK",
@@ -187,22 +184,39 @@ class Listener:
         return wrapped
 
 
-def serve(options: Options, store: DataStore, logger: Logger, shutdown: ShutdownController) -> None:
-    """Serves until ``shutdown`` is requested; on a bind failure requests exit code 48 and returns."""
+def bind_or_log(options: Options, logger: Logger) -> list[socket.socket] | None:
+    """mongod's transport layer set-up (before the storage engine): the bound sockets, or None after logging
+    20568 "Error setting up listener" (the caller then exits with 48)."""
+    settings = ServerSettings.from_options(options)
+    try:
+        return bind_sockets(settings.bind_ips, settings.port)
+    except OSError as exc:
+        logger.log("E", "CONTROL", 20568, "Error setting up listener", {"error": listener_error(exc)})
+        return None
+
+
+def serve(
+    options: Options,
+    store: DataStore,
+    logger: Logger,
+    shutdown: ShutdownController,
+    listen_sockets: list[socket.socket] | None = None,
+) -> None:
+    """Serves until ``shutdown`` is requested. ``listen_sockets`` are the sockets the core bound before the
+    storage engine started; without them serve binds itself, and a bind failure requests exit code 48."""
+    if listen_sockets is None:
+        listen_sockets = bind_or_log(options, logger)
+        if listen_sockets is None:
+            shutdown.request(EXIT_NET_ERROR, "cannot set up the listener")
+            return
     settings = ServerSettings.from_options(options)
     node = Node(settings, store, logger, shutdown)
     node.load()
     listener = Listener(node)
     try:
-        listener.bind()
+        listener.listen(listen_sockets)
     except OSError as exc:
-        logger.log(
-            "E",
-            "NETWORK",
-            23024,
-            "Failed to set up listener",
-            {"error": {"code": 9001, "codeName": "SocketException", "errmsg": str(exc)}},
-        )
+        logger.log("E", "CONTROL", 20568, "Error setting up listener", {"error": listener_error(exc)})
         shutdown.request(EXIT_NET_ERROR, f"cannot listen on {settings.bind_ips}:{settings.port}: {exc}")
         return
     node.start_flusher()

@@ -12,10 +12,11 @@ import sys
 from types import FrameType
 
 from ..contracts import ShutdownController
-from ..logv2 import Logger
+from ..logv2 import Logger, rename_existing_log
+from ..netbind import EXIT_NET_ERROR, close_all
 from ..options import OptionsError, parse_args
 from ..storage import PlainDataStore
-from . import serve
+from . import bind_or_log, serve
 
 
 def main(argv: list[str]) -> int:
@@ -27,6 +28,7 @@ def main(argv: list[str]) -> int:
     if options.security.enable_encryption:
         print("the test entry does not support encryption: use bin/mongod", file=sys.stderr)
         return 2
+    rename_existing_log(options.system_log.path, options.system_log.log_append)
     logger = Logger(options.system_log.path, append=options.system_log.log_append)
     shutdown = ShutdownController()
 
@@ -36,9 +38,15 @@ def main(argv: list[str]) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    sockets = bind_or_log(options, logger)  # before the storage engine, as mongod
+    if sockets is None:
+        logger.log("I", "CONTROL", 23138, "Shutting down", {"exitCode": EXIT_NET_ERROR})
+        logger.close()
+        return EXIT_NET_ERROR
     try:
-        serve(options, PlainDataStore(options.storage.db_path), logger, shutdown)
+        serve(options, PlainDataStore(options.storage.db_path), logger, shutdown, sockets)
     finally:
+        close_all(sockets)
         logger.log("I", "CONTROL", 23138, "Shutting down", {"exitCode": shutdown.exit_code})
         logger.close()
     return shutdown.exit_code

@@ -1,14 +1,23 @@
 """In-memory databases and the oplog, persisted one database at a time through the DataStore.
 
 Callers hold the node's lock; the catalog itself is not thread-safe. Each database is serialised as a
-sequence of BSON documents (a header, then one document per stored document), so no single BSON
-document has to hold a whole database and the 16 MB BSON limit does not cap a database.
+sequence of BSON documents (a header, then one record ``{c: <collection>, d: <document>}`` per stored
+document), so no single BSON document has to hold a whole database and the 16 MB BSON limit does not cap
+a database. Every document's BSON is kept next to it, so a flush only concatenates bytes.
+
+The oplog is capped like WiredTiger's (README, "Oplog size"): its maximum size in bytes is fixed when it is
+created (``replication.oplogSizeMB`` or mongod's default) and stored with it; entries are grouped into
+truncate markers and the oldest marker is dropped while the complete markers hold more than the maximum,
+never past the pinned point (the majority commit point).
 """
 
 from __future__ import annotations
 
 import bisect
 import copy
+import struct
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +32,13 @@ FORMAT = "psmdb-emulator-db/1"
 LOCAL_DB = "local"
 OPLOG = "oplog.rs"
 _OPLOG_NS = f"{LOCAL_DB}.{OPLOG}"
+MIB = 1024 * 1024
+# WiredTiger oplog truncate markers (wiredtiger_record_store.cpp, 7.0): markers are at least
+# BSONObjMaxInternalSize, between minOplogTruncateMarkers (10) and maxOplogTruncateMarkersDuringStartup (100).
+_BSON_OBJ_MAX_INTERNAL_SIZE = 16 * MIB + 16 * 1024
+_MIN_TRUNCATE_MARKERS = 10
+_MAX_TRUNCATE_MARKERS = 100
+_INT32 = struct.Struct("<i")
 
 
 def id_key(value: Any) -> bytes:
@@ -30,11 +46,34 @@ def id_key(value: Any) -> bytes:
     return bson.encode({"": value}, codec_options=CODEC_OPTIONS)
 
 
+def encode(document: dict[str, Any]) -> bytes:
+    return bson.encode(document, codec_options=CODEC_OPTIONS)
+
+
+def _record(collection: bytes, document: bytes) -> bytes:
+    """BSON of ``{c: <collection>, d: <document>}`` from an already encoded document."""
+    body = b"\x02c\x00" + _INT32.pack(len(collection) + 1) + collection + b"\x00\x03d\x00" + document + b"\x00"
+    return _INT32.pack(len(body) + 4) + body
+
+
 @dataclass
 class Collection:
     docs: dict[bytes, dict[str, Any]] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
     indexes: list[dict[str, Any]] = field(default_factory=lambda: [{"v": 2, "key": {"_id": 1}, "name": "_id_"}])
+    encoded: dict[bytes, bytes] = field(default_factory=dict)  # _id key -> the document's BSON
+
+    @property
+    def data_size(self) -> int:
+        """collStats ``size``: the documents' BSON bytes."""
+        return sum(len(blob) for blob in self.encoded.values())
+
+
+@dataclass
+class _TruncateMarker:
+    last_ts: Timestamp
+    records: int
+    bytes: int
 
 
 class Catalog:
@@ -42,6 +81,16 @@ class Catalog:
         self._store = store
         self.dbs: dict[str, dict[str, Collection]] = {}
         self.oplog: list[dict[str, Any]] = []
+        self._oplog_encoded: list[bytes] = []
+        self.oplog_bytes = 0
+        # Fixed when the oplog is created (its first entry) and stored with it in local's header.
+        self.oplog_max_bytes: int | None = None
+        self._oplog_size_fixed = False
+        # The newest timestamp the cap may truncate up to (exclusive): the majority commit point.
+        self.oplog_pin: Callable[[], Timestamp | None] = lambda: None
+        self._markers: deque[_TruncateMarker] = deque()
+        self._partial_records = 0
+        self._partial_bytes = 0
         self._dirty: set[str] = set()
         self.generation = 0  # bumped by every change; the flusher reports which generation is durable
 
@@ -57,35 +106,52 @@ class Catalog:
         documents = bson.decode_all(data, CODEC_OPTIONS)
         if not documents or documents[0].get("format") != FORMAT:
             raise ValueError(f"database {name!r} was not written by this emulator")
-        collections = {c["name"]: Collection(options=c["options"], indexes=c["indexes"]) for c in documents[0]["c"]}
+        header = documents[0]["c"]
+        collections = {c["name"]: Collection(options=c["options"], indexes=c["indexes"]) for c in header}
+        oplog_entries: list[dict[str, Any]] = []
         if name == LOCAL_DB:
-            collections.pop(OPLOG, None)
-            self.oplog = []
+            stored = collections.pop(OPLOG, None)
+            if stored is not None and stored.options.get("size"):
+                self.oplog_max_bytes = int(stored.options["size"])
+                self._oplog_size_fixed = True
         for entry in documents[1:]:
             if entry["c"] == OPLOG and name == LOCAL_DB:
-                self.oplog.append(entry["d"])
+                oplog_entries.append(entry["d"])
             else:
-                collections[entry["c"]].docs[id_key(entry["d"]["_id"])] = entry["d"]
+                coll = collections[entry["c"]]
+                key = id_key(entry["d"]["_id"])
+                coll.docs[key] = entry["d"]
+                coll.encoded[key] = encode(entry["d"])
         self.dbs[name] = collections
+        if name == LOCAL_DB:
+            self._reset_oplog(oplog_entries)
         self.mark_dirty(name)
 
     def serialise(self, name: str) -> bytes:
         collections = self.dbs.get(name, {})
         header = [{"name": n, "options": c.options, "indexes": c.indexes} for n, c in collections.items()]
         if name == LOCAL_DB:
-            header.append({"name": OPLOG, "options": {"capped": True}, "indexes": []})
-        parts = [bson.encode({"format": FORMAT, "c": header}, codec_options=CODEC_OPTIONS)]
+            options: dict[str, Any] = {"capped": True}
+            if self.oplog_max_bytes and self._oplog_size_fixed:
+                options["size"] = self.oplog_max_bytes
+            header.append({"name": OPLOG, "options": options, "indexes": []})
+        parts = [encode({"format": FORMAT, "c": header})]
         for coll_name, coll in collections.items():
-            parts.extend(bson.encode({"c": coll_name, "d": d}, codec_options=CODEC_OPTIONS) for d in coll.docs.values())
+            prefix = coll_name.encode()
+            parts.extend(_record(prefix, blob) for blob in coll.encoded.values())
         if name == LOCAL_DB:
-            parts.extend(bson.encode({"c": OPLOG, "d": e}, codec_options=CODEC_OPTIONS) for e in self.oplog)
+            prefix = OPLOG.encode()
+            parts.extend(_record(prefix, blob) for blob in self._oplog_encoded)
         return b"".join(parts)
 
     def take_dirty(self) -> dict[str, bytes | None]:
         """Snapshots every database changed since the last call (None: dropped), for the flusher to write."""
-        blobs = {name: (self.serialise(name) if name in self.dbs else None) for name in sorted(self._dirty)}
+        blobs = {name: (self.serialise(name) if self._exists(name) else None) for name in sorted(self._dirty)}
         self._dirty.clear()
         return blobs
+
+    def _exists(self, name: str) -> bool:
+        return name in self.dbs or (name == LOCAL_DB and self._oplog_size_fixed)
 
     def write_blobs(self, blobs: dict[str, bytes | None]) -> None:
         """Writes snapshots from ``take_dirty``; slow (fsync), so callers do it without holding the node lock."""
@@ -117,7 +183,43 @@ class Catalog:
         return sorted(n for n, colls in self.dbs.items() if colls or n == LOCAL_DB)
 
     def data_size(self, db: str) -> int:
-        return sum(len(id_key(d)) for coll in self.dbs.get(db, {}).values() for d in coll.docs.values())
+        size = sum(coll.data_size for coll in self.dbs.get(db, {}).values())
+        return size + (self.oplog_bytes if db == LOCAL_DB else 0)
+
+    def collection_stats(self, db: str, name: str) -> dict[str, Any] | None:
+        """The sizes collStats reports (``size`` is the documents' BSON bytes), or None for a missing collection."""
+        if db == LOCAL_DB and name == OPLOG:
+            if self.oplog_max_bytes is None:
+                return None
+            count, size = len(self.oplog), self.oplog_bytes
+            return {"count": count, "size": size, "capped": True, "maxSize": self.oplog_max_bytes, "nindexes": 0}
+        coll = self.collection(db, name)
+        if coll is None:
+            return None
+        count, size = len(coll.docs), coll.data_size
+        stats: dict[str, Any] = {"count": count, "size": size, "capped": bool(coll.options.get("capped"))}
+        if stats["capped"] and coll.options.get("size"):
+            stats["maxSize"] = int(coll.options["size"])
+        stats["nindexes"] = len(coll.indexes)
+        return stats
+
+    def documents_after(self, db: str, name: str, after: bytes | None, limit: int, max_bytes: int) -> list[bytes]:
+        """The BSON of up to ``limit`` documents (and about ``max_bytes``) whose ``_id`` key sorts after ``after``:
+        a scan that resumes where the previous batch ended, whatever changed in between."""
+        coll = self.collection(db, name)
+        if coll is None:
+            return []
+        keys = sorted(coll.encoded)
+        start = 0 if after is None else bisect.bisect_right(keys, after)
+        batch: list[bytes] = []
+        total = 0
+        for key in keys[start:]:
+            blob = coll.encoded[key]
+            if batch and (len(batch) >= limit or total + len(blob) > max_bytes):
+                break
+            batch.append(blob)
+            total += len(blob)
+        return batch
 
     # -- writes (the same calls apply local writes and replicated oplog entries) ---------------------------------
     def ensure_collection(self, db: str, name: str, options: dict[str, Any] | None = None) -> tuple[Collection, bool]:
@@ -139,6 +241,7 @@ class Catalog:
                 keyValue={"_id": doc["_id"]},
             )
         coll.docs[key] = copy.deepcopy(doc)
+        coll.encoded[key] = encode(doc)
         self.mark_dirty(db)
 
     def replace(self, db: str, name: str, doc: dict[str, Any]) -> None:
@@ -146,8 +249,10 @@ class Catalog:
 
     def delete(self, db: str, name: str, doc_id: Any) -> bool:
         coll = self.collection(db, name)
-        if coll is None or coll.docs.pop(id_key(doc_id), None) is None:
+        key = id_key(doc_id)
+        if coll is None or coll.docs.pop(key, None) is None:
             return False
+        coll.encoded.pop(key, None)
         self.mark_dirty(db)
         return True
 
@@ -164,7 +269,83 @@ class Catalog:
 
     # -- oplog ---------------------------------------------------------------------------------------------------
     def append_oplog(self, entry: dict[str, Any]) -> None:
+        self._oplog_size_fixed = True
+        blob = encode(entry)
         self.oplog.append(entry)
+        self._oplog_encoded.append(blob)
+        self.oplog_bytes += len(blob)
+        self._count_for_markers(entry, len(blob))
+        self.mark_dirty(LOCAL_DB)
+        self.reclaim_oplog()
+
+    @property
+    def oplog_size_fixed(self) -> bool:
+        """Whether the oplog exists with a maximum size of its own (later options do not change it)."""
+        return self._oplog_size_fixed
+
+    def set_oplog_max_bytes(self, maximum: int) -> None:
+        """Sets the oplog's maximum size (mongod's, before the oplog exists; or an emulator-only override)
+        and recomputes the truncate markers for it."""
+        if maximum != self.oplog_max_bytes:
+            self.oplog_max_bytes = maximum
+            self._reset_oplog(self.oplog)
+            if self._oplog_size_fixed:
+                self.mark_dirty(LOCAL_DB)
+
+    def _min_bytes_per_marker(self) -> int:
+        maximum = self.oplog_max_bytes or 0
+        if maximum <= 0:
+            return 0
+        wanted = maximum // _BSON_OBJ_MAX_INTERNAL_SIZE
+        keep = min(_MAX_TRUNCATE_MARKERS, max(_MIN_TRUNCATE_MARKERS, wanted))
+        return max(1, maximum // keep)
+
+    def _count_for_markers(self, entry: dict[str, Any], size: int) -> None:
+        self._partial_records += 1
+        self._partial_bytes += size
+        minimum = self._min_bytes_per_marker()
+        if minimum and self._partial_bytes >= minimum:
+            self._markers.append(_TruncateMarker(entry["ts"], self._partial_records, self._partial_bytes))
+            self._partial_records = self._partial_bytes = 0
+
+    def _reset_oplog(self, entries: list[dict[str, Any]]) -> None:
+        """Replaces the oplog and recomputes its truncate markers (mongod scans the oplog at start-up)."""
+        self.oplog = []
+        self._oplog_encoded = []
+        self.oplog_bytes = 0
+        self._markers.clear()
+        self._partial_records = self._partial_bytes = 0
+        for entry in entries:
+            blob = encode(entry)
+            self.oplog.append(entry)
+            self._oplog_encoded.append(blob)
+            self.oplog_bytes += len(blob)
+            self._count_for_markers(entry, len(blob))
+
+    def reclaim_oplog(self) -> int:
+        """Drops the oldest truncate markers while the complete ones exceed the maximum size and lie wholly
+        before the pinned point (OplogTruncateMarkers::_hasExcessMarkers); returns how many entries went."""
+        removed = 0
+        if not self.oplog_max_bytes:
+            return removed
+        pin = self.oplog_pin()
+        while self._markers and sum(m.bytes for m in self._markers) > self.oplog_max_bytes:
+            oldest = self._markers[0]
+            if pin is None or oldest.last_ts >= pin:
+                break
+            count = bisect.bisect_right(self.oplog, oldest.last_ts, key=lambda entry: entry["ts"])
+            self.oplog_bytes -= sum(len(blob) for blob in self._oplog_encoded[:count])
+            del self.oplog[:count]
+            del self._oplog_encoded[:count]
+            self._markers.popleft()
+            removed += count
+        if removed:
+            self.mark_dirty(LOCAL_DB)
+        return removed
+
+    def truncate_oplog(self) -> None:
+        """Empties the oplog (initial sync truncates it before cloning); its maximum size is kept."""
+        self._reset_oplog([])
         self.mark_dirty(LOCAL_DB)
 
     def _index_after(self, ts: Timestamp) -> int:
@@ -185,13 +366,13 @@ class Catalog:
 
     def truncate_oplog_after(self, ts: Timestamp) -> list[dict[str, Any]]:
         """Drops entries newer than ts (rollback); returns them, oldest first."""
-        keep = [e for e in self.oplog if e["ts"] <= ts]
-        dropped = self.oplog[len(keep) :]
-        self.oplog = keep
+        keep = self._index_after(ts)
+        dropped = self.oplog[keep:]
+        self._reset_oplog(self.oplog[:keep])
         self.mark_dirty(LOCAL_DB)
         return dropped
 
-    def apply_oplog_entry(self, entry: dict[str, Any]) -> None:
+    def apply_oplog_entry(self, entry: dict[str, Any], *, append: bool = True) -> None:
         """Applies a replicated operation idempotently, so initial sync may replay entries the clone already has."""
         op = entry["op"]
         db, _, coll = entry.get("ns", "").partition(".")
@@ -207,4 +388,11 @@ class Catalog:
                 self.drop_collection(db, command["drop"])
             elif "dropDatabase" in command:
                 self.drop_database(db)
-        self.append_oplog(entry)
+            elif "createIndexes" in command:
+                collection, _ = self.ensure_collection(db, command["createIndexes"])
+                spec = {k: v for k, v in command.items() if k != "createIndexes"}
+                if not any(index["name"] == spec.get("name") for index in collection.indexes):
+                    collection.indexes.append({"v": 2, **spec})
+                    self.mark_dirty(db)
+        if append:
+            self.append_oplog(entry)

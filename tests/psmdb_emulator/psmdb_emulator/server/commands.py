@@ -394,7 +394,7 @@ def cmd_set_parameter(ctx: CommandContext) -> dict[str, Any]:
     names = [k for k in ctx.cmd if k != ctx.name and k not in _PARAMETER_COMMAND_FIELDS]
     if not names:
         raise CommandError(72, "no option found to set, use help:true to see options ")
-    updates: dict[str, int | bool] = {}
+    updates: dict[str, server_parameters.ParameterValue] = {}
     for name in names:
         spec = server_parameters.SPECS.get(name)
         if spec is None:
@@ -1029,12 +1029,32 @@ def run_pipeline(docs: list[dict[str, Any]], pipeline: list[dict[str, Any]]) -> 
     return docs
 
 
+def _coll_stats_stage(ctx: CommandContext, spec: dict[str, Any]) -> dict[str, Any]:
+    """``{$collStats: {storageStats: {scale}, count: {}}}`` as the first stage (what mongosh's stats() sends)."""
+    document: dict[str, Any] = {
+        "ns": _ns(ctx.db, ctx.target),
+        "host": f"{socket.gethostname()}:{ctx.node.settings.port}",
+        "localTime": utcnow(),
+    }
+    with ctx.node.lock:
+        if "storageStats" in spec:
+            scale = int((spec["storageStats"] or {}).get("scale", 1) or 1)
+            document["storageStats"] = storage_stats(ctx.node, ctx.db, ctx.target, scale)
+        if "count" in spec:
+            stats = ctx.node.catalog.collection_stats(ctx.db, ctx.target)
+            document["count"] = stats["count"] if stats else 0
+    return document
+
+
 @command("aggregate")
 def cmd_aggregate(ctx: CommandContext) -> dict[str, Any]:
     if not isinstance(ctx.target, str):
         raise CommandError(9, "the emulator supports only collection aggregations")
     pipeline = ctx.cmd.get("pipeline", [])
-    docs = run_pipeline(_read_documents(ctx, ctx.target), pipeline)
+    if pipeline and "$collStats" in pipeline[0]:
+        docs = run_pipeline([_coll_stats_stage(ctx, pipeline[0]["$collStats"])], pipeline[1:])
+    else:
+        docs = run_pipeline(_read_documents(ctx, ctx.target), pipeline)
     batch_size = (ctx.cmd.get("cursor") or {}).get("batchSize")
     return _cursor_reply(ctx, _ns(ctx.db, ctx.target), docs, batch_size)
 
@@ -1088,6 +1108,24 @@ def cmd_list_indexes(ctx: CommandContext) -> dict[str, Any]:
     return _cursor_reply(ctx, _ns(ctx.db, coll_name), indexes, (ctx.cmd.get("cursor") or {}).get("batchSize"))
 
 
+def storage_stats(node: Node, db: str, coll: str, scale: int = 1) -> dict[str, Any]:
+    """collStats' sizes (``$collStats.storageStats``): ``size`` is the documents' BSON bytes, ``maxSize`` a capped
+    collection's maximum (the oplog's: mongosh's rs.printReplicationInfo() reads it). Lock held."""
+    stats = node.catalog.collection_stats(db, coll)
+    if stats is None:
+        raise CommandError(26, f"Collection [{db}.{coll}] not found.")
+    size = int(stats["size"])
+    result: dict[str, Any] = {"size": size // scale, "count": stats["count"]}
+    if stats["count"]:
+        result["avgObjSize"] = size // stats["count"]
+    result.update({"storageSize": size // scale, "freeStorageSize": 0, "capped": stats["capped"]})
+    if "maxSize" in stats:
+        result["maxSize"] = int(stats["maxSize"]) // scale
+    result.update({"nindexes": stats["nindexes"], "totalIndexSize": 0, "totalSize": size // scale})
+    result["scaleFactor"] = scale
+    return result
+
+
 @command("collStats", "dbStats")
 def cmd_stats(ctx: CommandContext) -> dict[str, Any]:
     with ctx.node.lock:
@@ -1097,9 +1135,11 @@ def cmd_stats(ctx: CommandContext) -> dict[str, Any]:
                 "db": ctx.db,
                 "collections": len(collections),
                 "objects": sum(len(c.docs) for c in collections.values()),
+                "dataSize": float(ctx.node.catalog.data_size(ctx.db)),
             }
-        coll = ctx.node.catalog.collection(ctx.db, ctx.collection_name())
-        return {"ns": _ns(ctx.db, ctx.target), "count": len(coll.docs) if coll else 0}
+        name = ctx.collection_name()
+        scale = int(ctx.cmd.get("scale", 1) or 1)
+        return {"ns": _ns(ctx.db, name), **storage_stats(ctx.node, ctx.db, name, scale)}
 
 
 # -- replication ---------------------------------------------------------------------------------------------------
@@ -1124,9 +1164,14 @@ def cmd_repl_set_initiate(ctx: CommandContext) -> dict[str, Any]:
 
 @command("replSetGetStatus")
 def cmd_repl_set_get_status(ctx: CommandContext) -> dict[str, Any]:
+    """``initialSync`` (bool or number, default true): initialSyncStatus while an initial sync runs
+    (repl_set_get_status_cmd.cpp; jstest initial_sync_replSetGetStatus.js)."""
     _admin_only(ctx)
+    include = ctx.cmd.get("initialSync", True)
+    if not isinstance(include, bool | int | float):
+        raise CommandError(14, 'Expected boolean or number type for field "initialSync"')
     with ctx.node.lock:
-        return _repl(ctx).status()
+        return _repl(ctx).status(include_initial_sync=bool(include))
 
 
 @command("replSetGetConfig")
@@ -1203,11 +1248,12 @@ def cmd_emu_oplog_contains(ctx: CommandContext) -> dict[str, Any]:
         return repl.oplog_contains_reply(ctx.cmd)
 
 
-@command("emuInitialSyncClone")
-def cmd_emu_initial_sync_clone(ctx: CommandContext) -> dict[str, Any]:
+@command("emuCloneBatch")
+def cmd_emu_clone_batch(ctx: CommandContext) -> dict[str, Any]:
+    """Emulator-internal: initial sync's resumable collection scan (mongod uses find with $_resumeAfter)."""
     repl = _repl(ctx)
     with ctx.node.lock:
-        return repl.clone_reply()
+        return repl.clone_batch_reply(ctx.cmd)
 
 
 @command("emuFetchDocument")

@@ -88,10 +88,22 @@ class Node:
     def load(self) -> None:
         with self.lock:
             self.catalog.load()
+            if self.repl is not None:
+                # replication.oplogSizeMB only sizes an oplog that does not exist yet (mongod docs).
+                if self.settings.oplog_override_bytes:
+                    self.catalog.set_oplog_max_bytes(self.settings.oplog_override_bytes)
+                elif not self.catalog.oplog_size_fixed:
+                    self.catalog.set_oplog_max_bytes(self.settings.configured_oplog_bytes())
+                self.catalog.oplog_pin = self._oplog_pin
             if self.catalog.oplog:
                 self._last_ts = self.catalog.oplog[-1]["ts"]
                 self.durable_entry = self.catalog.oplog[-1]
             self.rebuild_sessions()
+
+    def _oplog_pin(self) -> Timestamp | None:
+        """The oplog may not be truncated past the majority commit point (mongod docs, "Oplog Size")."""
+        commit_point = self.repl.commit_point if self.repl is not None else None
+        return commit_point["ts"] if commit_point and commit_point["t"] != -1 else None
 
     # -- durability (a group-commit "journal" thread) --------------------------------------------------------------
     def start_flusher(self) -> None:
@@ -267,6 +279,10 @@ class Node:
         self._record_session(entry)
         if entry["ts"] > self._last_ts:
             self._last_ts = entry["ts"]
+
+    def record_session_of(self, entry: dict[str, Any]) -> None:
+        """Retryable-write bookkeeping for an oplog entry written without being applied (initial sync)."""
+        self._record_session(entry)
 
     def _record_session(self, entry: dict[str, Any]) -> None:
         if "lsid" in entry and "txnNumber" in entry and "stmtId" in entry:

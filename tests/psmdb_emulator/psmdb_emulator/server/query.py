@@ -258,6 +258,9 @@ def project(doc: dict[str, Any], projection: dict[str, Any] | None) -> dict[str,
 def sort_documents(docs: list[dict[str, Any]], sort: dict[str, Any] | None) -> list[dict[str, Any]]:
     if not sort:
         return docs
+    if "$natural" in sort:
+        # Storage order (insertion order here; for the oplog, ts order), reversed for -1.
+        return list(docs) if int(sort["$natural"]) >= 0 else list(reversed(docs))
     ordered = list(docs)
     # Stable sorts applied from the least to the most significant key give a compound sort.
     for path, direction in reversed(list(sort.items())):

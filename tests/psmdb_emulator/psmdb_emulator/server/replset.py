@@ -9,7 +9,8 @@ Follows mongod's replication coordinator in shape, not in code:
 - secondaries pull the oplog from their sync source (the primary, else the most advanced member) with a
   long-polling private command, and report their applied optime with every pull; the primary advances
   the majority commit point from those reports (only over entries of its own term, as Raft requires);
-- an empty member does an initial sync: one consistent clone of every database, then tails the oplog;
+- an empty member does a logical initial sync (initial_sync.py), then tails the oplog; a member whose last entry
+  fell off every sync source's capped oplog is too stale: it goes RECOVERING (maintenance mode) and stays there;
 - a member whose oplog diverged from its sync source rolls back by refetching the documents its
   extra entries touched (mongod's "refetch" rollback); collection drops/creates are not undone.
 
@@ -30,8 +31,9 @@ from bson.binary import Binary
 from bson.int64 import Int64
 from bson.timestamp import Timestamp
 
-from .catalog import LOCAL_DB, id_key
+from .catalog import LOCAL_DB, OPLOG, id_key
 from .errors import CommandError
+from .initial_sync import InitialSyncer, initial_sync_flag
 from .metrics import ElectionMetrics
 from .peer import PeerClient, PeerError
 
@@ -72,6 +74,11 @@ _PRIORITY_TAKEOVER_FRESHNESS_SECS = 2  # mongod's priorityTakeoverFreshnessWindo
 # told it who is primary) tries again after a second.
 _NO_SYNC_SOURCE_RETRY_SECS = 1.0
 _SHUTDOWN_STEPDOWN_SECS = 24 * 3600.0  # stepDownForShutdown freezes the node for a day (Days(1))
+# SyncSourceResolver (sync_source_resolver.cpp): kFetcherTimeout 30 s, kFetcherErrorDenylistDuration 10 s,
+# kTooStaleDenylistDuration 1 min.
+_RESOLVER_TIMEOUT_SECS = 30.0
+_FETCHER_ERROR_DENYLIST_SECS = 10.0
+_TOO_STALE_DENYLIST_SECS = 60.0
 
 DEFAULT_SETTINGS: dict[str, Any] = {
     "chainingAllowed": True,
@@ -212,7 +219,9 @@ class ReplicaSet:
         self.stepdown_until = 0.0
         self.frozen_until = 0.0
         self.terminal_shutdown = False  # enterTerminalShutdown: this node never stands again
-        self.initial_sync_status: dict[str, Any] | None = None  # while an initial sync runs (STARTUP2)
+        self.initial_syncer: InitialSyncer | None = None  # while the member needs an initial sync (STARTUP2)
+        self.too_stale = False  # BackgroundSync::_tooStale: every sync source is too far ahead (RECOVERING)
+        self._denylist: dict[str, float] = {}  # sync source host -> monotonic time until which it is not used
         self.maintenance_calls = 0  # replSetMaintenance: RECOVERING while > 0
         self.metrics = ElectionMetrics()
         self._noop_last_known: dict[str, Any] | None = None
@@ -402,10 +411,10 @@ class ReplicaSet:
             # Once its config is loaded a member enters STARTUP2; with data it needs no initial sync, goes
             # RECOVERING and, its own last applied entry being its minValid, SECONDARY.
             self._set_state(STARTUP2)
-            if self.node.catalog.oplog:
+            if self.node.catalog.oplog and not initial_sync_flag(self.node):
                 self._go_live_as_secondary()
-            else:  # the initial syncer starts now and waits for a sync source itself
-                self.initial_sync_status = {"start": utcnow(), "started": time.monotonic(), "attempts": []}
+            else:  # empty, or an interrupted initial sync: the initial syncer starts (again) from scratch
+                self.initial_syncer = InitialSyncer(self)
         self.node.logger.log("I", "REPL", 21392, "New replica set config in use", {"config": config})
         self._election_deadline = self._new_election_deadline()
         self._sync_heartbeat_threads()
@@ -1118,6 +1127,7 @@ class ReplicaSet:
 
     def _set_commit_point(self, optime: dict[str, Any]) -> None:
         self.commit_point = optime
+        self.node.catalog.reclaim_oplog()  # the commit point pins the oplog
         entry = self.node.catalog.oplog_entry(optime["ts"])
         self.commit_point_wall = entry.get("wall", EPOCH) if entry else EPOCH
         self.node.changed.notify_all()
@@ -1151,7 +1161,11 @@ class ReplicaSet:
 
     # -- oplog fetching (sync source side) -------------------------------------------------------------------
     def fetch_reply(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Serves emuFetchOplog: long-polls for entries after ``after`` (lock held; waits on node.changed)."""
+        """Serves emuFetchOplog: long-polls for entries after ``after`` (lock held; waits on node.changed).
+
+        Like the OplogFetcher's first-batch check: a fetcher whose last entry is older than this member's oldest
+        entry is too stale to sync from here (315 TooStaleToSyncFromSource); one whose last entry is missing
+        although not older has diverged (120 OplogStartMissing: rollback)."""
         member_id = request.get("memberId")
         if isinstance(member_id, int) and self.state == PRIMARY:
             self._record_progress(member_id, request)
@@ -1159,6 +1173,13 @@ class ReplicaSet:
             self.update_term(int(request["term"]), "oplog fetch")
         after = request.get("after")
         if after and after["t"] != -1 and not self.node.catalog.has_oplog_entry(after["ts"], int(after["t"])):
+            oplog = self.node.catalog.oplog
+            if oplog and after["ts"] < oplog[0]["ts"]:
+                raise CommandError(
+                    315,
+                    f"we are too stale to sync from this source: our last fetched timestamp {after['ts']} is before "
+                    f"its earliest timestamp {oplog[0]['ts']}",
+                )
             raise CommandError(120, "our last optime fetched is not in the sync source's oplog")
         deadline = time.monotonic() + int(request.get("maxWaitMS", 0)) / 1000
         after_ts = after["ts"] if after and after["t"] != -1 else None
@@ -1184,63 +1205,255 @@ class ReplicaSet:
                 return {"ok": 1.0, "commonPoint": optime}
         return {"ok": 1.0, "commonPoint": None}
 
-    def clone_reply(self) -> dict[str, Any]:
-        """Initial sync: every replicated database plus the oplog entry it is consistent with (lock held)."""
-        if not self.node.catalog.oplog:
-            raise CommandError(94, "the sync source has no oplog yet")
-        databases = [name for name in self.node.catalog.dbs if name != LOCAL_DB]
-        blobs = {}
-        for name in databases:
-            blobs[name] = Binary(self.node.catalog.serialise(name))
-        return {"ok": 1.0, "lastEntry": self.node.catalog.oplog[-1], "databases": blobs}
+    def clone_batch_reply(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Serves emuCloneBatch (initial sync's collection scan; lock held): the BSON of the documents whose
+        ``_id`` sorts after ``after``, at most ``limit`` of them and about 16 MB; a missing collection has none."""
+        if self.state not in (PRIMARY, SECONDARY):
+            raise CommandError(13436, "not primary or secondary; cannot currently read from this replSet member")
+        after = request.get("after")
+        limit = max(1, int(request.get("limit", 101)))
+        blobs = self.node.catalog.documents_after(
+            str(request["db"]),
+            str(request["emuCloneBatch"]),
+            bytes(after) if after is not None else None,
+            limit,
+            16 * 1024 * 1024,
+        )
+        return {"ok": 1.0, "documents": [Binary(blob) for blob in blobs], "exhausted": len(blobs) < limit}
 
-    # -- oplog fetching (secondary side) -------------------------------------------------------------------------
-    def _choose_sync_source(self) -> dict[str, Any] | None:
+    # -- sync source selection (secondary side) ---------------------------------------------------------------
+    def stop_requested(self, wait_seconds: float) -> bool:
+        """Waits up to ``wait_seconds`` (0: just checks); True once replication is stopping."""
+        return self._stop.wait(wait_seconds) if wait_seconds > 0 else self._stop.is_set()
+
+    def _pings_enough(self) -> bool:
         # TopologyCoordinator::chooseNewSyncSource: "wait for 2N pings (not counting ourselves) before choosing
         # a sync target", so a (re)started member syncs only after two heartbeat rounds.
-        pings_needed = (len(self.members()) - 1) * 2 - sum(view.pings for view in self.views.values())
-        if pings_needed > 0:
-            return None
-        mine = optime_key(self.applied())
-        primary = self.primary_member()
-        if primary is not None and primary["_id"] != self.self_id:
-            return primary
-        best: tuple[tuple[int, int, int], dict[str, Any]] | None = None
+        return (len(self.members()) - 1) * 2 - sum(view.pings for view in self.views.values()) <= 0
+
+    def _eligible_sources(self, exclude: set[str]) -> list[tuple[dict[str, Any], MemberView]]:
+        now = time.monotonic()
+        for host in [h for h, until in self._denylist.items() if until <= now]:
+            del self._denylist[host]
+        eligible = []
         for member in self.others():
             view = self.views.get(member["_id"])
-            usable = view and view.health and view.state in (PRIMARY, SECONDARY) and optime_key(view.applied) > mine
-            if usable and (best is None or optime_key(view.applied) > best[0]):
-                best = (optime_key(view.applied), member)
-        return best[1] if best else None
+            if view is None or not view.health or view.state not in (PRIMARY, SECONDARY):
+                continue
+            if member["host"] in exclude or member["host"] in self._denylist:
+                continue
+            eligible.append((member, view))
+        return eligible
 
-    def _sync_loop(self) -> None:
+    def _choose_sync_source(self, exclude: set[str] | None = None) -> dict[str, Any] | None:
+        """Steady state: the primary, else the most advanced member ahead of us; never a denylisted one."""
+        if not self._pings_enough():
+            return None
+        mine = optime_key(self.applied())
+        eligible = self._eligible_sources(exclude or set())
+        for member, view in eligible:
+            if view.state == PRIMARY and view.term >= self.term:
+                return member
+        ahead = [(optime_key(view.applied), member) for member, view in eligible if optime_key(view.applied) > mine]
+        return max(ahead, key=lambda pair: pair[0])[1] if ahead else None
+
+    def choose_initial_sync_source(self) -> dict[str, Any] | None:
+        """initialSyncSourceReadPreference: by default primary when chaining is disabled, else primaryPreferred
+        for a voting member and nearest for a non-voting one (repl_server_parameters.idl). "Nearest" is the
+        smallest heartbeat ping."""
+        if not self._pings_enough():
+            return None
+        mode = str(self.node.settings.parameters["initialSyncSourceReadPreference"])
+        if not mode:
+            me = self.me or {}
+            if not self.settings.get("chainingAllowed", True):
+                mode = "primary"
+            else:
+                mode = "primaryPreferred" if me.get("votes") else "nearest"
+        eligible = self._eligible_sources(set())
+        primaries = [member for member, view in eligible if view.state == PRIMARY]
+        secondaries = sorted(
+            ((view.ping_ms, member) for member, view in eligible if view.state == SECONDARY), key=lambda p: p[0]
+        )
+        nearest = sorted(((view.ping_ms, member) for member, view in eligible), key=lambda p: p[0])
+        if mode == "primary":
+            return primaries[0] if primaries else None
+        if mode == "primaryPreferred":
+            return primaries[0] if primaries else (secondaries[0][1] if secondaries else None)
+        if mode == "secondary":
+            return secondaries[0][1] if secondaries else None
+        if mode == "secondaryPreferred":
+            return secondaries[0][1] if secondaries else (primaries[0] if primaries else None)
+        return nearest[0][1] if nearest else None
+
+    def _denylist_source(self, host: str, seconds: float) -> None:
+        self._denylist[host] = time.monotonic() + seconds
+
+    def _probe_source(self, host: str) -> Timestamp | Exception | None:
+        """SyncSourceResolver's first-oplog-entry fetcher: the candidate's oldest entry (None if its oplog is
+        empty), or the error."""
+        client = self.node.new_peer_client(host)
+        try:
+            reply = client.command(
+                LOCAL_DB,
+                {"find": OPLOG, "limit": 1, "sort": {"$natural": 1}, "projection": {"ts": 1, "t": 1}},
+                timeout=_RESOLVER_TIMEOUT_SECS,
+            )
+        except PeerError as exc:
+            return exc
+        finally:
+            client.close()
+        batch = reply["cursor"]["firstBatch"]
+        return batch[0]["ts"] if batch else None
+
+    def _resolve_sync_source(self) -> str:
+        """SyncSourceResolver + BackgroundSync::_produce: probe candidates until one still has our last entry
+        in its oplog range; when every candidate is too far ahead, go too stale (RECOVERING, maintenance mode)."""
+        earliest: Timestamp | None = None
+        tried: set[str] = set()
         while not self._stop.is_set():
             with self.node.lock:
-                source = self._choose_sync_source() if self.state in (SECONDARY, STARTUP2, RECOVERING) else None
-                host = source["host"] if source else ""
-                if host != self.sync_source:
-                    self.sync_source = host
-                    if host:
-                        self.node.logger.log("I", "REPL", 21799, "Sync source candidate chosen", {"syncSource": host})
-                needs_initial_sync = self.state == STARTUP2
-                wait = self.heartbeat_interval / 4 if self.config else 0.2
-            if not host:
+                candidate = self._choose_sync_source(tried)
+                last_fetched = self.applied()
+            if candidate is None:
+                break
+            host = str(candidate["host"])
+            tried.add(host)
+            result = self._probe_source(host)
+            log = self.node.logger.log
+            with self.node.lock:
+                if isinstance(result, Exception) or result is None:
+                    self._denylist_source(host, _FETCHER_ERROR_DENYLIST_SECS)
+                    log(
+                        "I",
+                        "REPL",
+                        5579707 if isinstance(result, Exception) else 5579703,
+                        "Denylisting candidate due to error" if result else "Denylisting candidate due to empty oplog",
+                        {"candidate": host, "error": str(result), "denylistDuration": "10s"},
+                    )
+                    continue
+                if last_fetched["ts"] < result:
+                    self._denylist_source(host, _TOO_STALE_DENYLIST_SECS)
+                    log(
+                        "I",
+                        "REPL",
+                        5579708,
+                        "We are too stale to use candidate as a sync source. Denylisting this sync source because "
+                        "our last fetched timestamp is before their earliest timestamp",
+                        {
+                            "candidate": host,
+                            "lastOpTimeFetchedTimestamp": last_fetched["ts"],
+                            "remoteEarliestOpTimeTimestamp": result,
+                            "denylistDuration": "1min",
+                            "denylistUntil": utcnow() + datetime.timedelta(seconds=_TOO_STALE_DENYLIST_SECS),
+                        },
+                    )
+                    earliest = result if earliest is None or result < earliest else earliest
+                    continue
+                self._no_longer_too_stale(host)
+                return host
+        if earliest is not None:
+            with self.node.lock:
+                self._too_stale_to_catch_up(earliest)
+        return ""
+
+    def _too_stale_to_catch_up(self, earliest: Timestamp) -> None:
+        """bgsync.cpp: every sync source is too far ahead: error 21126, maintenance mode, RECOVERING (lock held)."""
+        last_fetched = self.applied()
+        if self.state == PRIMARY:
+            self.node.logger.log(
+                "W",
+                "REPL",
+                21115,
+                "Too stale to catch up",
+                {"lastOpTimeFetched": last_fetched, "earliestOpTimeSeen": {"ts": earliest}},
+            )
+            return
+        if self.too_stale:
+            return
+        self.node.logger.log(
+            "E",
+            "REPL",
+            21126,
+            "Too stale to catch up. Entering maintenance mode. See "
+            "http://dochub.mongodb.org/core/resyncingaverystalereplicasetmember",
+            {"lastOpTimeFetched": last_fetched, "earliestOpTimeSeen": {"ts": earliest}},
+        )
+        if self.state not in (SECONDARY, RECOVERING):
+            return  # "Failed to transition into maintenance mode": try again next time
+        self.maintenance_calls += 1
+        self._set_state(RECOVERING)
+        self.too_stale = True
+
+    def _no_longer_too_stale(self, host: str) -> None:
+        """A good sync source after going too stale: leave maintenance mode (lock held)."""
+        if not self.too_stale:
+            return
+        self.too_stale = False
+        self.node.logger.log("I", "REPL", 21091, "No longer too stale. Able to start syncing", {"syncSource": host})
+        if self.maintenance_calls > 0:
+            self.maintenance_calls -= 1
+            if self.maintenance_calls == 0 and self.state == RECOVERING:
+                self._set_state(SECONDARY)
+
+    # -- oplog fetching (secondary side) -------------------------------------------------------------------------
+    def _sync_loop(self) -> None:
+        source = ""  # the resolved sync source, kept until it fails or a better one (a new primary) appears
+        while not self._stop.is_set():
+            with self.node.lock:
+                state = self.state
+                syncer = self.initial_syncer if state == STARTUP2 else None
+            if syncer is not None:
+                if syncer.run():
+                    with self.node.lock:
+                        self.node.rebuild_sessions()
+                        self._go_live_as_secondary()
+                continue
+            if state not in (SECONDARY, RECOVERING) or self.config is None:
+                source = ""
+                with self.node.lock:
+                    self.sync_source = ""
                 self._stop.wait(_NO_SYNC_SOURCE_RETRY_SECS if self.config else 0.2)
                 continue
-            if self._sync_client is None or self._sync_client.host != host:
+            with self.node.lock:
+                preferred = self._choose_sync_source()
+                if source in self._denylist:
+                    source = ""
+            if preferred is not None and preferred["host"] != source:
+                source = self._resolve_sync_source()
+            with self.node.lock:
+                if source != self.sync_source:
+                    self.sync_source = source
+                    if source:
+                        self.node.logger.log("I", "REPL", 21799, "Sync source candidate chosen", {"syncSource": source})
+                wait = self.heartbeat_interval / 4
+            if not source:
+                self._stop.wait(_NO_SYNC_SOURCE_RETRY_SECS)
+                continue
+            if self._sync_client is None or self._sync_client.host != source:
                 if self._sync_client is not None:
                     self._sync_client.close()
-                self._sync_client = self.node.new_peer_client(host)
+                self._sync_client = self.node.new_peer_client(source)
             try:
-                if needs_initial_sync:
-                    self._initial_sync(self._sync_client)
-                else:
-                    self._fetch_once(self._sync_client)
+                self._fetch_once(self._sync_client)
             except PeerError as exc:
-                if exc.reply and exc.reply.get("code") == 120:
+                code = exc.reply.get("code") if exc.reply else None
+                if code == 120:
                     self._rollback(self._sync_client)
+                elif code == 315:
+                    with self.node.lock:
+                        self._denylist_source(source, _TOO_STALE_DENYLIST_SECS)
+                        self.node.logger.log(
+                            "W",
+                            "REPL",
+                            5579700,
+                            "Oplog fetcher discovered we are too stale to sync from sync source. Denylisting sync "
+                            "source",
+                            {"syncSource": source, "denylistDuration": "1min"},
+                        )
                 else:
                     self._stop.wait(wait)
+                source = ""
 
     def _fetch_once(self, client: PeerClient) -> None:
         with self.node.lock:
@@ -1276,59 +1489,6 @@ class ReplicaSet:
             if optime_key(learned) > optime_key(self.commit_point):
                 self._set_commit_point(learned)
             self.node.changed.notify_all()
-
-    def _initial_sync(self, client: PeerClient) -> None:
-        self.node.logger.log("I", "INITSYNC", 21173, "Starting initial sync", {"syncSource": client.host})
-        with self.node.lock:
-            if self.initial_sync_status is None:
-                self.initial_sync_status = {"start": utcnow(), "started": time.monotonic(), "attempts": []}
-            attempt_started = time.monotonic()
-        try:
-            reply = client.command("admin", {"emuInitialSyncClone": 1}, timeout=max(30.0, self.heartbeat_timeout))
-        except PeerError as exc:
-            with self.node.lock:
-                assert self.initial_sync_status is not None
-                self.initial_sync_status["attempts"].append(
-                    {
-                        "durationMillis": int((time.monotonic() - attempt_started) * 1000),
-                        "status": f"InitialSyncFailure: {exc}",
-                        "syncSource": client.host,
-                        "rollBackId": 1,
-                        "operationsRetried": 0,
-                        "totalTimeUnreachableMillis": 0,
-                    }
-                )
-            raise
-        with self.node.lock:
-            if self.state != STARTUP2:
-                return
-            for name in [n for n in self.node.catalog.dbs if n != LOCAL_DB]:
-                self.node.catalog.drop_database(name)
-            for name, blob in reply["databases"].items():
-                self.node.catalog.deserialise(name, bytes(blob))
-            self.node.catalog.append_oplog(reply["lastEntry"])
-            self.node.rebuild_sessions()
-            self.node.wait_durable(self.node.catalog.generation)
-            self.node.logger.log(
-                "I", "INITSYNC", 21192, "Initial sync done", {"lastApplied": optime_of(reply["lastEntry"])}
-            )
-            self._go_live_as_secondary()
-
-    def initial_sync_status_document(self) -> dict[str, Any]:
-        """replSetGetStatus.initialSyncStatus while in STARTUP2 (the clone is one request: no per-collection
-        progress is reported)."""
-        assert self.initial_sync_status is not None
-        attempts = self.initial_sync_status["attempts"]
-        return {
-            "failedInitialSyncAttempts": len(attempts),
-            "maxFailedInitialSyncAttempts": 10,
-            "initialSyncStart": self.initial_sync_status["start"],
-            "totalInitialSyncElapsedMillis": int((time.monotonic() - self.initial_sync_status["started"]) * 1000),
-            "initialSyncAttempts": list(attempts),
-            "appliedOps": 0,
-            "totalTimeUnreachableMillis": 0,
-            "databases": {"databasesCloned": 0},
-        }
 
     def _rollback(self, client: PeerClient) -> None:
         with self.node.lock:
@@ -1391,7 +1551,7 @@ class ReplicaSet:
             known = dict(reported)
         return known
 
-    def status(self) -> dict[str, Any]:
+    def status(self, include_initial_sync: bool = True) -> dict[str, Any]:
         """replSetGetStatus (lock held), with mongod's fields."""
         if self.config is None:
             raise CommandError(94, "no replset config has been received")
@@ -1479,8 +1639,8 @@ class ReplicaSet:
                 "lastDurableWallTime": durable_wall,
             },
         }
-        if self.initial_sync_status is not None and self.state == STARTUP2:
-            status["initialSyncStatus"] = self.initial_sync_status_document()
+        if include_initial_sync and self.initial_syncer is not None and self.state == STARTUP2:
+            status["initialSyncStatus"] = self.initial_syncer.status_document()
         if self.metrics.candidate and self.state == PRIMARY:
             status["electionCandidateMetrics"] = dict(self.metrics.candidate)
         if self.metrics.participant:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import shutil
 import ssl
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -13,6 +14,7 @@ if TYPE_CHECKING:
     from ..options import Options
 
 TLS_MODES = ("disabled", "allowTLS", "preferTLS", "requireTLS")
+MIB = 1024 * 1024
 
 
 @dataclass
@@ -80,7 +82,11 @@ class ServerSettings:
     max_incoming_connections: int = 1000
     cluster_role: str | None = None  # sharding.clusterRole: configsvr / shardsvr
     # setParameter values (server_parameters.SPECS), typed; some may change at runtime (setParameter command).
-    parameters: dict[str, int | bool] = field(default_factory=lambda: server_parameters.startup_values({}))
+    parameters: dict[str, server_parameters.ParameterValue] = field(
+        default_factory=lambda: server_parameters.startup_values({})
+    )
+    db_path: str = "/data/db"
+    oplog_size_mb: int | None = None  # replication.oplogSizeMB
 
     @property
     def periodic_noop_interval(self) -> float:
@@ -90,6 +96,22 @@ class ServerSettings:
     @property
     def signaled_shutdown_timeout(self) -> float:
         return int(self.parameters["shutdownTimeoutMillisForSignaledShutdown"]) / 1000
+
+    def configured_oplog_bytes(self) -> int:
+        """The oplog's maximum size when it is created: replication.oplogSizeMB, else mongod's default for
+        WiredTiger on Linux (5% of the free disk space, at least 990 MB and at most 50 GB)."""
+        if self.oplog_size_mb:
+            return self.oplog_size_mb * MIB
+        try:
+            free = shutil.disk_usage(self.db_path).free
+        except OSError:
+            free = 0
+        return min(max(free // 20, 990 * MIB), 50 * 1024 * MIB)
+
+    @property
+    def oplog_override_bytes(self) -> int:
+        """psmdbEmulatorOplogMaxBytes (emulator-only): replaces the oplog's maximum size, even a stored one."""
+        return int(self.parameters["psmdbEmulatorOplogMaxBytes"])
 
     @property
     def auth_enabled(self) -> bool:
@@ -120,6 +142,8 @@ class ServerSettings:
             max_incoming_connections=options.net.max_incoming_connections,
             cluster_role=options.parsed.get("sharding", {}).get("clusterRole"),
             parameters=server_parameters.startup_values(options.set_parameters),
+            db_path=options.storage.db_path,
+            oplog_size_mb=options.replication.oplog_size_mb,
         )
 
 
