@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: mongod_replset_info
 short_description: The replica set as its primary sees it, and waiting until the set sees a member healthy and caught up
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Connects to one member (direct connection, no replica-set discovery), follows C(hello.primary) to the primary and
     reads C(replSetGetStatus), C(replSetGetConfig) and the first and last entries of the primary's oplog there.
