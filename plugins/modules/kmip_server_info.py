@@ -239,7 +239,11 @@ def run(module: KmipSessionModule) -> dict[str, Any]:
     params = module.params
     settings = module.kmip_settings()
     if params["mongod_config"]:
-        settings = settings.merged_over(settings_from_mongod_config(params["mongod_config"]))
+        from_file = settings_from_mongod_config(params["mongod_config"])
+        if from_file.client_certificate_password:
+            # a secret read from the file is as secret as the option: never in the output
+            module.no_log_values.add(from_file.client_certificate_password)
+        settings = settings.merged_over(from_file)
     client = KmipClient(settings, params["kmip_version"])
 
     problems = [

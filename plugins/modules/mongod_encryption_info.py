@@ -260,7 +260,12 @@ from typing import Any
 
 from ansible_collections.kmipops.psmdb.plugins.module_utils._common.deps import RUAMEL_YAML
 from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.module import MongodMemberModule
-from ansible_collections.kmipops.psmdb.plugins.module_utils._rotation.info import INFO_ARGSPEC, gather, query_server
+from ansible_collections.kmipops.psmdb.plugins.module_utils._rotation.info import (
+    INFO_ARGSPEC,
+    INFO_BOUNDS,
+    gather,
+    query_server,
+)
 from ansible_collections.kmipops.psmdb.plugins.module_utils._rotation.member_config import MemberConfig
 
 
@@ -285,7 +290,9 @@ def run(module: MongodMemberModule) -> dict[str, Any]:
 
 
 def main() -> None:
-    module = MongodMemberModule(argument_spec=INFO_ARGSPEC, dependencies=(RUAMEL_YAML,), supports_check_mode=True)
+    module = MongodMemberModule(
+        argument_spec=INFO_ARGSPEC, bounds=INFO_BOUNDS, dependencies=(RUAMEL_YAML,), supports_check_mode=True
+    )
     module.exit_json(**module.run_or_fail(run))
 
 

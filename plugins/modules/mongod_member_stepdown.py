@@ -72,12 +72,20 @@ from ansible_collections.kmipops.psmdb.plugins.module_utils._common.errors impor
     MongodNotReplicaSetError,
     MongodUnreachableError,
 )
+from ansible_collections.kmipops.psmdb.plugins.module_utils._common.options import INT32_MAX, IntBound
 from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.member import command
 from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.module import MongodMemberModule
 
 ARGUMENT_SPEC: dict[str, Any] = {
     "step_down_secs": {"type": "int", "default": 60},
     "secondary_catch_up_period_secs": {"type": "int", "default": 10},
+}
+
+
+#: mongod's replSetStepDown takes both as numbers of seconds; stepDownSecs must exceed the catch-up period
+BOUNDS: dict[str, IntBound] = {
+    "step_down_secs": IntBound(1, INT32_MAX, "seconds"),
+    "secondary_catch_up_period_secs": IntBound(0, INT32_MAX, "seconds"),
 }
 
 
@@ -110,7 +118,7 @@ def run(module: MongodMemberModule) -> dict[str, Any]:
 
 
 def main() -> None:
-    module = MongodMemberModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    module = MongodMemberModule(argument_spec=ARGUMENT_SPEC, bounds=BOUNDS, supports_check_mode=True)
     module.exit_json(**module.run_or_fail(run))
 
 

@@ -366,11 +366,16 @@ from typing import Any
 from ansible_collections.kmipops.psmdb.plugins.module_utils._common.deps import PYMONGO, RUAMEL_YAML
 from ansible_collections.kmipops.psmdb.plugins.module_utils._common.module import KmipOpsModule
 from ansible_collections.kmipops.psmdb.plugins.module_utils._rotation.errors import RotationError
-from ansible_collections.kmipops.psmdb.plugins.module_utils._rotation.rotate import ROTATE_ARGSPEC, RotationBackend
+from ansible_collections.kmipops.psmdb.plugins.module_utils._rotation.rotate import (
+    ROTATE_ARGSPEC,
+    ROTATE_BOUNDS,
+    RotationBackend,
+)
 
 
 class RotateMasterKeyModule(KmipOpsModule):
     ARGUMENT_SPEC = ROTATE_ARGSPEC
+    OPTION_BOUNDS = ROTATE_BOUNDS
     DEPENDENCIES = (PYMONGO, RUAMEL_YAML)
 
 
