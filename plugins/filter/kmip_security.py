@@ -43,7 +43,7 @@ options:
     choices: [mapping, yaml]
     default: mapping
   indent:
-    description: Indentation of the YAML text.
+    description: Indentation of the YAML text, 1 to 10 spaces.
     type: int
     default: 2
 requirements:

@@ -73,7 +73,8 @@ options:
     type: bool
     default: false
   log_scan_bytes:
-    description: How many bytes of mongod's log (current file and rotated copies together) are read at most.
+    description: How many bytes of mongod's log (current file and rotated copies together) are read at most. 1 to
+      1073741824 (1 GiB).
     type: int
     default: 16777216
 seealso:

@@ -67,7 +67,7 @@ options:
   key_state_polling_seconds:
     description:
       - C(security.kmip.keyStatePollingSeconds). When not set, mongod's default (900) applies. 0 or less
-        disables polling.
+        disables polling. -2147483648 to 2147483647 (mongod reads a 32-bit int).
     type: int
   cipher_mode:
     description:

@@ -30,11 +30,13 @@ attributes:
     support: none
 options:
   step_down_secs:
-    description: How long the member may not become primary again (C(replSetStepDown) C(stepDownSecs)).
+    description: How long the member may not become primary again (C(replSetStepDown) C(stepDownSecs)). 1 to
+      2147483647, and more than O(secondary_catch_up_period_secs).
     type: int
     default: 60
   secondary_catch_up_period_secs:
-    description: How long the primary waits for an electable secondary to catch up before it steps down.
+    description: How long the primary waits for an electable secondary to catch up before it steps down. 0 to
+      2147483647.
     type: int
     default: 10
 """

@@ -128,6 +128,7 @@ options:
         the keystore renames leaves the member unable to start) and the task fails with C(error_kind=timeout).
       - mongod's own KMIP timeouts bound a rotation (C(connectTimeoutMS) per server and pass), so the deadline is
         for a process that hangs.
+      - 1 to 86400 (one day).
     type: int
     default: 600
 seealso:
