@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,10 +63,10 @@ def bounded() -> Iterator[None]:
     """A case that would connect with a huge timeout must fail, not hang the suite."""
 
     def expire(_signum: int, _frame: Any) -> None:
-        raise TimeoutError("the module did not fail within 20 s: it did not validate before connecting")
+        raise TimeoutError("the module did not fail in time: it did not validate before connecting")
 
     previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(20)
+    signal.alarm(int(os.environ.get("KMIPOPS_BAD_INPUT_ALARM", "20")))
     try:
         yield
     finally:
