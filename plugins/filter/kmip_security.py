@@ -103,7 +103,8 @@ from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.security imp
 
 OUTPUTS = ("mapping", "yaml")
 #: spaces per YAML level of output=yaml: mongod.conf files use 2 or 4
-INDENT_MIN, INDENT_MAX = 1, 10
+INDENT_MIN = 1
+INDENT_MAX = 10
 
 
 def kmip_security(

@@ -185,30 +185,46 @@ ROLE_AND_FILTER = """
   hosts: localhost
   gather_facts: false
   tasks:
+    # a failure inside an included role is not ignored by ignore_errors on the include: rescue it
     - name: role mongod_member, tasks_from status.yml, mongod_member_tls not a boolean
-      ansible.builtin.include_role:
-        name: kmipops.psmdb.mongod_member
-        tasks_from: status.yml
-      vars:
-        mongod_member_tls: maybe
-        mongod_member_login_host: "{{ nobody }}"
-      ignore_errors: true
+      block:
+        - name: status.yml
+          ansible.builtin.include_role:
+            name: kmipops.psmdb.mongod_member
+            tasks_from: status.yml
+          vars:
+            mongod_member_tls: maybe
+            mongod_member_login_host: "{{ nobody }}"
+      rescue:
+        - name: refused as expected, status
+          ansible.builtin.debug:
+            msg: refused
     - name: role mongod_member, tasks_from stepdown.yml, step-down seconds not a number
-      ansible.builtin.include_role:
-        name: kmipops.psmdb.mongod_member
-        tasks_from: stepdown.yml
-      vars:
-        mongod_member_step_down_secs: soon
-        mongod_member_login_host: "{{ nobody }}"
-      ignore_errors: true
+      block:
+        - name: stepdown.yml
+          ansible.builtin.include_role:
+            name: kmipops.psmdb.mongod_member
+            tasks_from: stepdown.yml
+          vars:
+            mongod_member_step_down_secs: soon
+            mongod_member_login_host: "{{ nobody }}"
+      rescue:
+        - name: refused as expected, stepdown
+          ansible.builtin.debug:
+            msg: refused
     - name: role mongod_member, tasks_from restart.yml, wait timeout not a number
-      ansible.builtin.include_role:
-        name: kmipops.psmdb.mongod_member
-        tasks_from: restart.yml
-      vars:
-        mongod_member_wait_timeout: forever
-        mongod_member_login_host: "{{ nobody }}"
-      ignore_errors: true
+      block:
+        - name: restart.yml
+          ansible.builtin.include_role:
+            name: kmipops.psmdb.mongod_member
+            tasks_from: restart.yml
+          vars:
+            mongod_member_wait_timeout: forever
+            mongod_member_login_host: "{{ nobody }}"
+      rescue:
+        - name: refused as expected, restart
+          ansible.builtin.debug:
+            msg: refused
     - name: filter indent out of range
       ansible.builtin.debug:
         msg: "{{ opts | kmipops.psmdb.kmip_security(output='yaml', indent=0) }}"
@@ -254,7 +270,8 @@ def test_roles_filter_and_a_plain_tcp_service(
         assert matching, f"no failure names {variable}: {result.explain()}"
         assert all(t.action.endswith("validate_argument_spec") for t in matching), result.explain()
     # nothing ran after a refused validation: no module of the role was called
-    assert not [t for t in result.tasks if "mongod_member_info" in t.action], result.explain()
+    assert not [t for t in result.tasks if "mongod_member_" in t.action], result.explain()
+    assert len([t for t in result.tasks if t.task.startswith("refused as expected")]) == 3, result.explain()
     assert "indent" in str(by_name["filter indent out of range"].result.get("msg")), result.explain()
     assert "connect_timeout_ms" in str(by_name["filter connect_timeout_ms beyond a 32-bit int"].result.get("msg"))
     plain = by_name["plain TCP service on the KMIP port"].result
