@@ -56,7 +56,7 @@ options:
       - Time limit in milliseconds of each attempt against one server, covering name
         resolution, TCP connect, TLS handshake and the first KMIP exchange
         (C(security.kmip.connectTimeoutMS)).
-      - 1000 to 2147483647 (mongod refuses less and reads a 32-bit int: a larger value in mongod.conf keeps
+      - 1000 to 2147483647 (mongod refuses less and reads a 32-bit int; a larger value in mongod.conf keeps
         it from starting). When not set, mongod's default C(5000) is used.
     type: int
 """

@@ -192,7 +192,7 @@ error_kind:
       cannot be valid, named in C(option), found before any connection), C(missing_dependency) (a Python library
       missing on the host).
     - Each server's own failure is RV(servers[].error_kind).
-    - C(internal_error) - an unexpected exception (a bug): its type and location, never its text; the stack with -vvv.
+    - C(internal_error) - an unexpected exception (a bug) - its type and location, never its text; the stack with -vvv.
   returned: on failure
   type: str
   sample: problems

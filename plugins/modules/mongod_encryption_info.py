@@ -252,7 +252,7 @@ error_kind:
     - Why the task failed - C(invalid_option) (the config cannot be read or is not valid, O(log_scan_bytes) not
       positive, named in C(option)), C(missing_dependency) (a Python library missing on the host).
     - Problems of the member, the server or the KMS are results, not failures.
-    - C(internal_error) - an unexpected exception (a bug): its type and location, never its text; the stack with -vvv.
+    - C(internal_error) - an unexpected exception (a bug) - its type and location, never its text; the stack with -vvv.
   returned: on failure
   type: str
   sample: invalid_option

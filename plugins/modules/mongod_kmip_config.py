@@ -193,7 +193,7 @@ error_kind:
       library missing on the host).
     - C(write_failed) - the file could not be written (immutable, read-only directory or file system, full disk),
       named in C(path) with the cause; the file was left unchanged.
-    - C(internal_error) - an unexpected exception (a bug): its type and location, never its text; the stack with -vvv.
+    - C(internal_error) - an unexpected exception (a bug) - its type and location, never its text; the stack with -vvv.
   returned: on failure
   type: str
   sample: invalid_option

@@ -61,7 +61,7 @@ error_kind:
     - C(command_failed) - C(replSetStepDown) or C(hello) failed, with C(command), C(code) and C(code_name), for
       example when no electable secondary caught up in time.
     - C(invalid_option) (named in C(option)), C(missing_dependency) (pymongo missing on the host).
-    - C(internal_error) - an unexpected exception (a bug): its type and location, never its text; the stack with -vvv.
+    - C(internal_error) - an unexpected exception (a bug) - its type and location, never its text; the stack with -vvv.
   returned: on failure
   type: str
   sample: command_failed

@@ -357,7 +357,7 @@ error_kind:
       RV(member_state), RV(run), RV(log).
     - C(timeout) - mongod did not exit within O(timeout); it is left running (RV(run.pid)).
     - C(invalid_option) - an option or the config cannot be valid (named in C(option)); C(missing_dependency).
-    - C(internal_error) - an unexpected exception (a bug): its type and location, never its text; the stack with -vvv.
+    - C(internal_error) - an unexpected exception (a bug) - its type and location, never its text; the stack with -vvv.
   returned: on failure
   type: str
   sample: rotation_failed
