@@ -15,13 +15,14 @@ options:
         (SAN or CN), because mongod verifies the host name.
       - mongod keeps them in one comma-separated string and does not trim spaces, so entries
         must not contain spaces or commas.
+      - Not a URL (no C(https://)), no C(/), C(@), empty entries, NUL bytes or control characters.
     type: list
     elements: str
   port:
     description:
       - TCP port of every KMIP server (mongod has one port for all of them).
       - When not set, mongod's default C(5696) is used (and not written to mongod.conf).
-      - 0 to 65535.
+      - 1 to 65535.
     type: int
   server_ca_file:
     description:
@@ -42,20 +43,21 @@ options:
     description:
       - Password of the private key in O(client_certificate_file)
         (C(security.kmip.clientCertificatePassword)).
-      - Never shown in output, diffs or logs.
+      - Never shown in output, diffs or logs. No NUL byte or control character.
     type: str
   connect_retries:
     description:
       - Extra passes over the whole O(server_name) list after the first one fails
         (C(security.kmip.connectRetries)); total passes are retries + 1.
-      - 0 or more. When not set, mongod's default C(0) is used.
+      - 0 to 2147483647 (mongod reads a 32-bit int). When not set, mongod's default C(0) is used.
     type: int
   connect_timeout_ms:
     description:
       - Time limit in milliseconds of each attempt against one server, covering name
         resolution, TCP connect, TLS handshake and the first KMIP exchange
         (C(security.kmip.connectTimeoutMS)).
-      - At least 1000. When not set, mongod's default C(5000) is used.
+      - 1000 to 2147483647 (mongod refuses less and reads a 32-bit int; a larger value in mongod.conf keeps
+        it from starting). When not set, mongod's default C(5000) is used.
     type: int
 """
 

@@ -43,7 +43,7 @@ options:
     choices: [mapping, yaml]
     default: mapping
   indent:
-    description: Indentation of the YAML text.
+    description: Indentation of the YAML text, 1 to 10 spaces.
     type: int
     default: 2
 requirements:
@@ -102,6 +102,9 @@ from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.security imp
 )
 
 OUTPUTS = ("mapping", "yaml")
+#: spaces per YAML level of output=yaml: mongod.conf files use 2 or 4
+INDENT_MIN = 1
+INDENT_MAX = 10
 
 
 def kmip_security(
@@ -114,6 +117,14 @@ def kmip_security(
         raise AnsibleFilterError(f"kmip_security: the input must be a dict of options, got {type(options).__name__}")
     if security is not None and not isinstance(security, Mapping):
         raise AnsibleFilterError("kmip_security: security must be a dict (the other keys of the security mapping)")
+    if isinstance(indent, bool) or not isinstance(indent, int) or not INDENT_MIN <= indent <= INDENT_MAX:
+        raise AnsibleFilterError(
+            f"kmip_security: option indent: must be an integer from {INDENT_MIN} to {INDENT_MAX} (spaces per YAML "
+            f"level), got {indent!r}"
+            if isinstance(indent, (int, float))
+            else f"kmip_security: option indent: must be an integer from {INDENT_MIN} to {INDENT_MAX} (spaces per YAML "
+            f"level), got {type(indent).__name__}"
+        )
     if output not in OUTPUTS:
         raise AnsibleFilterError(f"kmip_security: output must be one of {', '.join(OUTPUTS)}, got {output!r}")
     try:

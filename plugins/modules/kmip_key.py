@@ -144,6 +144,7 @@ error_kind:
       operation with a failure (C(operation), C(kmip_reason), C(server)).
     - C(wrong_key_type), C(wrong_key_state) - the key cannot be used as a PSMDB master key.
     - C(ambiguous_name) - several keys have O(name).
+    - C(internal_error) - an unexpected exception (a bug) - its type and location, never its text; the stack with -vvv.
   returned: on failure
   type: str
   sample: permission_denied

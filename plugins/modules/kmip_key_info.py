@@ -130,6 +130,7 @@ error_kind:
     - Why the task failed, for playbooks to branch on - the kinds of RV(kmipops.psmdb.kmip_key#module:error_kind)
       but the key kinds (a key that does not exist is listed in RV(not_found), not a failure), for example
       C(invalid_option), C(missing_dependency), C(all_servers_failed), C(permission_denied).
+    - C(internal_error) - an unexpected exception (a bug) - its type and location, never its text; the stack with -vvv.
   returned: on failure
   type: str
   sample: all_servers_failed

@@ -192,6 +192,7 @@ error_kind:
       cannot be valid, named in C(option), found before any connection), C(missing_dependency) (a Python library
       missing on the host).
     - Each server's own failure is RV(servers[].error_kind).
+    - C(internal_error) - an unexpected exception (a bug) - its type and location, never its text; the stack with -vvv.
   returned: on failure
   type: str
   sample: problems
@@ -239,7 +240,11 @@ def run(module: KmipSessionModule) -> dict[str, Any]:
     params = module.params
     settings = module.kmip_settings()
     if params["mongod_config"]:
-        settings = settings.merged_over(settings_from_mongod_config(params["mongod_config"]))
+        from_file = settings_from_mongod_config(params["mongod_config"])
+        if from_file.client_certificate_password:
+            # a secret read from the file is as secret as the option: never in the output
+            module.no_log_values.add(from_file.client_certificate_password)
+        settings = settings.merged_over(from_file)
     client = KmipClient(settings, params["kmip_version"])
 
     problems = [

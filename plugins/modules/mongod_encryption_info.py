@@ -73,7 +73,8 @@ options:
     type: bool
     default: false
   log_scan_bytes:
-    description: How many bytes of mongod's log (current file and rotated copies together) are read at most.
+    description: How many bytes of mongod's log (current file and rotated copies together) are read at most. 1 to
+      1073741824 (1 GiB).
     type: int
     default: 16777216
 seealso:
@@ -251,6 +252,7 @@ error_kind:
     - Why the task failed - C(invalid_option) (the config cannot be read or is not valid, O(log_scan_bytes) not
       positive, named in C(option)), C(missing_dependency) (a Python library missing on the host).
     - Problems of the member, the server or the KMS are results, not failures.
+    - C(internal_error) - an unexpected exception (a bug) - its type and location, never its text; the stack with -vvv.
   returned: on failure
   type: str
   sample: invalid_option
@@ -260,7 +262,12 @@ from typing import Any
 
 from ansible_collections.kmipops.psmdb.plugins.module_utils._common.deps import RUAMEL_YAML
 from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.module import MongodMemberModule
-from ansible_collections.kmipops.psmdb.plugins.module_utils._rotation.info import INFO_ARGSPEC, gather, query_server
+from ansible_collections.kmipops.psmdb.plugins.module_utils._rotation.info import (
+    INFO_ARGSPEC,
+    INFO_BOUNDS,
+    gather,
+    query_server,
+)
 from ansible_collections.kmipops.psmdb.plugins.module_utils._rotation.member_config import MemberConfig
 
 
@@ -285,7 +292,9 @@ def run(module: MongodMemberModule) -> dict[str, Any]:
 
 
 def main() -> None:
-    module = MongodMemberModule(argument_spec=INFO_ARGSPEC, dependencies=(RUAMEL_YAML,), supports_check_mode=True)
+    module = MongodMemberModule(
+        argument_spec=INFO_ARGSPEC, bounds=INFO_BOUNDS, dependencies=(RUAMEL_YAML,), supports_check_mode=True
+    )
     module.exit_json(**module.run_or_fail(run))
 
 

@@ -67,7 +67,7 @@ options:
   key_state_polling_seconds:
     description:
       - C(security.kmip.keyStatePollingSeconds). When not set, mongod's default (900) applies. 0 or less
-        disables polling.
+        disables polling. -2147483648 to 2147483647 (mongod reads a 32-bit int).
     type: int
   cipher_mode:
     description:
@@ -191,6 +191,9 @@ error_kind:
     - Why the task failed, for playbooks to branch on - C(invalid_option) (an option, the file or the data in the
       dbPath that mongod would refuse, named in C(option); nothing was changed), C(missing_dependency) (a Python
       library missing on the host).
+    - C(write_failed) - the file could not be written (immutable, read-only directory or file system, full disk),
+      named in C(path) with the cause; the file was left unchanged.
+    - C(internal_error) - an unexpected exception (a bug) - its type and location, never its text; the stack with -vvv.
   returned: on failure
   type: str
   sample: invalid_option

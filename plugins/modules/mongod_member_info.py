@@ -135,6 +135,7 @@ error_kind:
     - Why the member could not be read - C(unreachable) (also returned without failing, with RV(reachable=false),
       unless O(fail_on_unreachable=true)), C(auth_failed), C(command_failed) (with C(command), C(code) and
       C(code_name)), C(missing_dependency) (pymongo missing on the host). The member is C(member).
+    - C(internal_error) - an unexpected exception (a bug) - its type and location, never its text; the stack with -vvv.
   returned: on failure, and when RV(reachable=false)
   type: str
   sample: unreachable

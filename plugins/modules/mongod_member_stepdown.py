@@ -35,11 +35,13 @@ attributes:
     support: none
 options:
   step_down_secs:
-    description: How long the member may not become primary again (C(replSetStepDown) C(stepDownSecs)).
+    description: How long the member may not become primary again (C(replSetStepDown) C(stepDownSecs)). 1 to
+      2147483647, and more than O(secondary_catch_up_period_secs).
     type: int
     default: 60
   secondary_catch_up_period_secs:
-    description: How long the primary waits for an electable secondary to catch up before it steps down.
+    description: How long the primary waits for an electable secondary to catch up before it steps down. 0 to
+      2147483647.
     type: int
     default: 10
   wait_for_new_primary:
@@ -97,6 +99,7 @@ error_kind:
     - C(timeout) - the member stepped down but no other member became primary within O(wait_timeout), with
       RV(last_view).
     - C(invalid_option) (named in C(option)), C(missing_dependency) (pymongo missing on the host).
+    - C(internal_error) - an unexpected exception (a bug) - its type and location, never its text; the stack with -vvv.
   returned: on failure
   type: str
   sample: command_failed
@@ -110,6 +113,7 @@ from ansible_collections.kmipops.psmdb.plugins.module_utils._common.errors impor
     MongodNotReplicaSetError,
     MongodUnreachableError,
 )
+from ansible_collections.kmipops.psmdb.plugins.module_utils._common.options import INT32_MAX, IntBound
 from ansible_collections.kmipops.psmdb.plugins.module_utils._common.waiter import (
     WAIT_ARGSPEC,
     Waiter,
@@ -124,6 +128,13 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "secondary_catch_up_period_secs": {"type": "int", "default": 10},
     "wait_for_new_primary": {"type": "bool", "default": True},
     **WAIT_ARGSPEC,
+}
+
+
+#: mongod's replSetStepDown takes both as numbers of seconds; stepDownSecs must exceed the catch-up period
+BOUNDS: dict[str, IntBound] = {
+    "step_down_secs": IntBound(1, INT32_MAX, "seconds"),
+    "secondary_catch_up_period_secs": IntBound(0, INT32_MAX, "seconds"),
 }
 
 
@@ -165,7 +176,7 @@ def run(module: MongodMemberModule) -> dict[str, Any]:
 
 
 def main() -> None:
-    module = MongodMemberModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    module = MongodMemberModule(argument_spec=ARGUMENT_SPEC, bounds=BOUNDS, supports_check_mode=True)
     module.exit_json(**module.run_or_fail(run))
 
 

@@ -128,6 +128,7 @@ options:
         the keystore renames leaves the member unable to start) and the task fails with C(error_kind=timeout).
       - mongod's own KMIP timeouts bound a rotation (C(connectTimeoutMS) per server and pass), so the deadline is
         for a process that hangs.
+      - 1 to 86400 (one day).
     type: int
     default: 600
 seealso:
@@ -356,6 +357,7 @@ error_kind:
       RV(member_state), RV(run), RV(log).
     - C(timeout) - mongod did not exit within O(timeout); it is left running (RV(run.pid)).
     - C(invalid_option) - an option or the config cannot be valid (named in C(option)); C(missing_dependency).
+    - C(internal_error) - an unexpected exception (a bug) - its type and location, never its text; the stack with -vvv.
   returned: on failure
   type: str
   sample: rotation_failed
@@ -366,11 +368,16 @@ from typing import Any
 from ansible_collections.kmipops.psmdb.plugins.module_utils._common.deps import PYMONGO, RUAMEL_YAML
 from ansible_collections.kmipops.psmdb.plugins.module_utils._common.module import KmipOpsModule
 from ansible_collections.kmipops.psmdb.plugins.module_utils._rotation.errors import RotationError
-from ansible_collections.kmipops.psmdb.plugins.module_utils._rotation.rotate import ROTATE_ARGSPEC, RotationBackend
+from ansible_collections.kmipops.psmdb.plugins.module_utils._rotation.rotate import (
+    ROTATE_ARGSPEC,
+    ROTATE_BOUNDS,
+    RotationBackend,
+)
 
 
 class RotateMasterKeyModule(KmipOpsModule):
     ARGUMENT_SPEC = ROTATE_ARGSPEC
+    OPTION_BOUNDS = ROTATE_BOUNDS
     DEPENDENCIES = (PYMONGO, RUAMEL_YAML)
 
 

@@ -13,7 +13,7 @@ reasons, never values of ``no_log`` options or key material.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 
 class KmipOpsError(Exception):
@@ -46,6 +46,32 @@ class InvalidOptionError(KmipOpsError):
 
     def details(self) -> dict[str, Any]:
         return {"option": self.option}
+
+
+class FileWriteError(KmipOpsError):
+    """A file could not be written (read-only directory, immutable file, full disk): a refusal that
+    names the file, the cause and what to do. The file was left as it was."""
+
+    kind = "write_failed"
+
+    _CAUSES: ClassVar[dict[int, str]] = {
+        1: "operation not permitted (the file or its directory may be immutable or append-only, chattr +i/+a, "
+        "or the file system refuses it)",
+        13: "permission denied (this user may not write the file or create files in its directory)",
+        28: "no space left on the device",
+        30: "read-only file system",
+        122: "disk quota exceeded",
+    }
+
+    def __init__(self, option: str, path: str, exc: OSError) -> None:
+        cause = self._CAUSES.get(exc.errno or 0) or (exc.strerror or type(exc).__name__).lower()
+        super().__init__(f"{option}: cannot write {path}: {cause}. The file was not changed")
+        self.option = option
+        self.path = path
+        self.errno = exc.errno
+
+    def details(self) -> dict[str, Any]:
+        return {"option": self.option, "path": self.path}
 
 
 class MissingDependencyError(KmipOpsError):

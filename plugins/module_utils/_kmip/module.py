@@ -13,6 +13,7 @@ from ansible_collections.kmipops.psmdb.plugins.module_utils._common.deps import 
 from ansible_collections.kmipops.psmdb.plugins.module_utils._common.module import KmipOpsModule
 from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip.settings import (
     KMIP_CONNECTION_ARGSPEC,
+    KMIP_OPTION_BOUNDS,
     KMIP_VERSIONS,
     KmipSettings,
 )
@@ -22,6 +23,12 @@ class KmipModule(KmipOpsModule):
     """A module that accepts mongod's KMIP connection options (``security.kmip.*`` in snake_case)."""
 
     ARGUMENT_SPEC = KMIP_CONNECTION_ARGSPEC
+    OPTION_BOUNDS = KMIP_OPTION_BOUNDS
+
+    def validate_options(self) -> None:
+        """The KMIP options as mongod would check them (bounds, host names), before any file or server."""
+        super().validate_options()
+        self.kmip_settings().validate(require_connection=False)
 
     def kmip_settings(self) -> KmipSettings:
         """The options the operator set, as a model (``None`` for what was not set)."""

@@ -21,6 +21,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from ansible_collections.kmipops.psmdb.plugins.module_utils._common.errors import InvalidOptionError
+from ansible_collections.kmipops.psmdb.plugins.module_utils._common.options import (
+    INT32_MAX,
+    INT32_MIN,
+    PORT_BOUND,
+    IntBound,
+    check_hosts,
+    check_text,
+)
 
 # mongod's defaults (src/mongo/db/encryption/encryption_options.h)
 DEFAULT_PORT = 5696
@@ -42,6 +50,15 @@ MONGOD_KMIP_KEYS: dict[str, str] = {
     "key_identifier": "keyIdentifier",
     "activate_keys": "activateKeys",
     "key_state_polling_seconds": "keyStatePollingSeconds",
+}
+
+#: mongod parses these as 32-bit ints (encryption_options.idl): a larger value in mongod.conf keeps it
+#: from starting. One table for the modules (KmipModule.OPTION_BOUNDS), the filter and mongod.conf.
+KMIP_OPTION_BOUNDS: dict[str, IntBound] = {
+    "port": PORT_BOUND,
+    "connect_retries": IntBound(0, INT32_MAX, "tries = retries + 1; mongod reads a 32-bit int"),
+    "connect_timeout_ms": IntBound(MIN_CONNECT_TIMEOUT_MS, INT32_MAX, "mongod refuses less and reads a 32-bit int"),
+    "key_state_polling_seconds": IntBound(INT32_MIN, INT32_MAX, "0 or less disables polling; a 32-bit int"),
 }
 
 # The connection options every KMIP module accepts (documented by the
@@ -96,6 +113,10 @@ class KmipSettings:
                 values[option] = kmip[key]
         if "server_name" in values:
             values["server_name"] = split_server_name(values["server_name"])
+        key_id = values.get("key_identifier")
+        if isinstance(key_id, int) and not isinstance(key_id, bool):
+            # mongod takes a YAML number as its text (``keyIdentifier: 1`` names the key "1")
+            values["key_identifier"] = str(key_id)
         return cls(**values)
 
     def merged_over(self, base: KmipSettings) -> KmipSettings:
@@ -143,32 +164,16 @@ class KmipSettings:
         on which host and as which user the files are read.
         """
         validate_server_names(self.server_name)
-        if self.port is not None:
-            _require_int("port", self.port)
-            if not 0 <= self.port <= 65535:
-                raise InvalidOptionError("port", f"must be between 0 and 65535, got {self.port}")
-        if self.connect_retries is not None:
-            _require_int("connect_retries", self.connect_retries)
-            if self.connect_retries < 0:
-                raise InvalidOptionError(
-                    "connect_retries", f"must be 0 or more (tries = retries + 1), got {self.connect_retries}"
-                )
-        if self.connect_timeout_ms is not None:
-            _require_int("connect_timeout_ms", self.connect_timeout_ms)
-            if self.connect_timeout_ms < MIN_CONNECT_TIMEOUT_MS:
-                raise InvalidOptionError(
-                    "connect_timeout_ms",
-                    f"must be at least {MIN_CONNECT_TIMEOUT_MS} (mongod refuses lower values), "
-                    f"got {self.connect_timeout_ms}",
-                )
-        if self.key_state_polling_seconds is not None:
-            _require_int("key_state_polling_seconds", self.key_state_polling_seconds)
+        for option, bound in KMIP_OPTION_BOUNDS.items():
+            bound.check(option, getattr(self, option))
         if self.activate_keys is not None and not isinstance(self.activate_keys, bool):
             raise InvalidOptionError("activate_keys", "must be a boolean")
         for option in ("server_ca_file", "client_certificate_file", "key_identifier"):
             value = getattr(self, option)
             if value is not None and (not isinstance(value, str) or not value.strip()):
                 raise InvalidOptionError(option, "must be a non-empty string")
+            check_text(option, value)
+        check_text("client_certificate_password", self.client_certificate_password, secret=True)
         if self.client_certificate_password is not None and self.client_certificate_file is None:
             raise InvalidOptionError(
                 "client_certificate_password", "requires client_certificate_file (mongod refuses it alone)"
@@ -208,8 +213,4 @@ def validate_server_names(names: list[str] | None) -> None:
             )
         if "," in name:
             raise InvalidOptionError("server_name", f"entry {index + 1} ({name!r}) contains a comma; give a list")
-
-
-def _require_int(option: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidOptionError(option, f"must be an integer, got {type(value).__name__}")
+    check_hosts("server_name", names)

@@ -253,7 +253,24 @@ _REJECT_REASONS: dict[str, str] = {
     "TLSV1_ALERT_ACCESS_DENIED": "it denied access to this client",
 }
 
-_NOT_TLS_REASONS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG", "HTTP_REQUEST")
+# OpenSSL reasons when the bytes that came back are not a TLS server's answer: a plain TCP service
+# (a banner, an HTTP or mongod reply, our own ClientHello echoed back...).
+_NOT_TLS_REASONS = (
+    "WRONG_VERSION_NUMBER",
+    "RECORD_LAYER_FAILURE",
+    "PACKET_LENGTH_TOO_LONG",
+    "HTTP_REQUEST",
+    "HTTPS_PROXY_REQUEST",
+    "UNEXPECTED_MESSAGE",
+    "UNEXPECTED_RECORD",
+    "BAD_RECORD_TYPE",
+    "UNKNOWN_PROTOCOL",
+    "RECORD_LENGTH_MISMATCH",
+    "LENGTH_MISMATCH",
+    "BAD_PACKET_LENGTH",
+    "WRONG_SSL_VERSION",
+    "UNSUPPORTED_PROTOCOL",
+)
 
 _CLIENT_ADVICE = (
     "Check client_certificate_file: it must be signed by a CA the KMIP server trusts, be valid, and have "
@@ -281,6 +298,13 @@ def classify(exc: BaseException, server: str, phase: str, timeout_ms: int) -> Km
             return KmipNotKmipServerError(server, f"the answer is not TLS ({reason.lower()})")
         if isinstance(exc, ssl.SSLEOFError) or "EOF" in reason:
             return _closed(server, phase)
+        if phase == "tls":
+            # no alert about the client certificate: do not blame it
+            return KmipTlsRejectedError(
+                server,
+                f"TLS handshake failed ({(reason or type(exc).__name__).lower()})",
+                "Check that port is the KMIP (TLS) port of the server, and the TLS settings of both sides",
+            )
         return KmipTlsRejectedError(server, f"TLS error {reason or exc}", _CLIENT_ADVICE)
     if isinstance(exc, ConnectionRefusedError):
         return KmipConnectionRefusedError(server, "nothing listens on this address and port")

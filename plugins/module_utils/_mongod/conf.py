@@ -255,9 +255,15 @@ def _with_newline(text: str, newline: str) -> str:
     return text.replace("\n", newline) if newline != "\n" else text
 
 
+_QUOTED = re.compile(r"\"[^\"]*\"|'[^']*'|`[^`]*`")
+
+
 def _one_line(exc: Exception) -> str:
-    """Parser problem and position only: the excerpt of the offending line could hold a secret."""
+    """Parser problem and position only: the excerpt of the offending line could hold a secret,
+    and so could the parser's own words (``found duplicate key "x" with value "<password>"``):
+    every quoted part of them is dropped."""
     problem = getattr(exc, "problem", None) or getattr(exc, "context", None) or type(exc).__name__
+    problem = _QUOTED.sub("(...)", str(problem))
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
     return f"{problem}{where}"

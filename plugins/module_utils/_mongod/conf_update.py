@@ -16,7 +16,7 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.kmipops.psmdb.plugins.module_utils._common.errors import InvalidOptionError
+from ansible_collections.kmipops.psmdb.plugins.module_utils._common.errors import FileWriteError, InvalidOptionError
 from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.conf import MongodConf
 from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.security import (
     DEFAULT_CIPHER_MODE,
@@ -181,8 +181,9 @@ class ConfigRun:
         """
         directory = os.path.dirname(self.path)
         context = self.module.selinux_context(self.path) if self.module.selinux_enabled() else None
-        fd, temp = tempfile.mkstemp(dir=directory, prefix=".mongod_kmip_config.", suffix=".tmp")
+        temp: str | None = None
         try:
+            fd, temp = tempfile.mkstemp(dir=directory, prefix=".mongod_kmip_config.", suffix=".tmp")
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
                 handle.flush()
@@ -195,10 +196,12 @@ class ConfigRun:
                 os.fchmod(handle.fileno(), mode)
                 os.fsync(handle.fileno())
             os.replace(temp, self.path)
-        except BaseException:
-            if os.path.exists(temp):
+            temp = None
+        except OSError as exc:
+            raise FileWriteError("path", self.path, exc) from None
+        finally:
+            if temp is not None and os.path.exists(temp):
                 os.unlink(temp)
-            raise
         directory_fd = os.open(directory, os.O_RDONLY)
         try:
             os.fsync(directory_fd)

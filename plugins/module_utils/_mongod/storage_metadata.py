@@ -86,11 +86,53 @@ def read_storage_encryption(path: str) -> dict[str, Any] | None:
             document = bson.decode(handle.read())
     except OSError as exc:
         raise InvalidOptionError("db_path", f"cannot read {path}: {exc.strerror}") from None
-    except bson.errors.BSONError as exc:
-        raise InvalidOptionError("db_path", f"{path} is not a valid BSON document: {exc}") from None
-    options = (document.get("storage") or {}).get("options") or {}
-    encryption = options.get("encryption") if isinstance(options, dict) else None
-    return dict(encryption) if isinstance(encryption, dict) and encryption else None
+    except (bson.errors.BSONError, ValueError, IndexError, OverflowError) as exc:
+        # the decoder's text may quote bytes of the file: say only what kind of failure it was
+        raise InvalidOptionError(
+            "db_path", f"{path} is not a valid BSON document ({type(exc).__name__}); restore it or resync the member"
+        ) from None
+    encryption = document
+    for key in ("storage", "options", "encryption"):
+        encryption = encryption.get(key)
+        if encryption is None:
+            return None
+        if not isinstance(encryption, dict):
+            raise InvalidOptionError(
+                "db_path",
+                f"{path} is not a storage.bson mongod wrote: {_field_path(key)} is a {_bson_type(encryption)}, not a "
+                "document. Restore the file from the member's backup, or resync the member",
+            )
+    if not encryption:
+        return None
+    kmip = encryption.get("kmip")
+    if kmip is not None and not isinstance(kmip, dict):
+        raise InvalidOptionError(
+            "db_path",
+            f"{path} is not a storage.bson mongod wrote: storage.options.encryption.kmip is a {_bson_type(kmip)}, "
+            "not a document. Restore the file from the member's backup, or resync the member",
+        )
+    return dict(encryption)
+
+
+def _field_path(key: str) -> str:
+    return {"storage": "storage", "options": "storage.options", "encryption": "storage.options.encryption"}[key]
+
+
+def _bson_type(value: object) -> str:
+    """The BSON type name of a decoded value (never the value: storage.bson is not shown)."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "number"
+    if isinstance(value, float):
+        return "double"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, (list, tuple)):
+        return "array"
+    if isinstance(value, (bytes, bytearray)):
+        return "binary"
+    return type(value).__name__
 
 
 def check_encryption_change(

@@ -15,6 +15,7 @@ from ansible_collections.kmipops.psmdb.plugins.module_utils._common.errors impor
     InvalidOptionError,
     MongodUnreachableError,
 )
+from ansible_collections.kmipops.psmdb.plugins.module_utils._common.options import check_host, check_hosts
 from ansible_collections.kmipops.psmdb.plugins.module_utils._common.waiter import (
     WAIT_ARGSPEC,
     Waited,
@@ -68,6 +69,10 @@ def report(observation: Observation) -> dict[str, Any]:
 
 
 def condition_from_params(params: dict[str, Any]) -> Condition:
+    # host:port as in the set config; checked here so a bad one is refused before any connection
+    check_hosts("seeds", params["seeds"])
+    if params.get("member") is not None:
+        check_host("member", params["member"])
     if params["max_lag_seconds"] < 0:
         raise InvalidOptionError("max_lag_seconds", f"must be 0 or more, got {params['max_lag_seconds']}")
     if params["not_member"] and params["wait_for"] != "primary":

@@ -29,6 +29,7 @@ from ansible_collections.kmipops.psmdb.plugins.module_utils._common.errors impor
     KmipOpsError,
     MongodError,
 )
+from ansible_collections.kmipops.psmdb.plugins.module_utils._common.options import IntBound
 from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip import keys as kmip_keys
 from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip.client import KmipClient
 from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.member import command
@@ -51,6 +52,8 @@ INFO_ARGSPEC: dict[str, dict[str, Any]] = {
     "query_kmip": {"type": "bool", "default": False},
     "log_scan_bytes": {"type": "int", "default": 16 * 1024 * 1024},
 }
+#: at most 1 GiB of log is read backwards (the module holds what it reads in memory)
+INFO_BOUNDS: dict[str, IntBound] = {"log_scan_bytes": IntBound(1, 2**30, "bytes of log read, at most 1 GiB")}
 
 #: command-line flags whose next word (or ``=value``) is a secret
 SECRET_FLAGS = (

@@ -38,6 +38,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ansible_collections.kmipops.psmdb.plugins.module_utils._common.errors import InvalidOptionError
+from ansible_collections.kmipops.psmdb.plugins.module_utils._common.options import IntBound
 from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.storage_metadata import STORAGE_BSON
 from ansible_collections.kmipops.psmdb.plugins.module_utils._rotation import state as member_state
 from ansible_collections.kmipops.psmdb.plugins.module_utils._rotation.errors import (
@@ -100,6 +101,8 @@ ROTATE_ARGSPEC: dict[str, dict[str, Any]] = {
     "remove_leftover_rotation_dir": {"type": "bool", "default": False},
     "timeout": {"type": "int", "default": 600},
 }
+#: the deadline of the one-shot mongod run: at most one day
+ROTATE_BOUNDS: dict[str, IntBound] = {"timeout": IntBound(1, 86400, "seconds, at most one day")}
 
 #: how much of mongod's log is read backwards to recognise an interrupted rotation
 LOG_SCAN_BYTES = 16 * 1024 * 1024

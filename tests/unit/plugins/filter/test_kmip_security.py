@@ -37,7 +37,7 @@ tricky_strings = st.sampled_from(["1", "007", "true", "null", "~", "1e3", "0x1F"
 options = st.fixed_dictionaries(
     {"server_name": st.lists(hosts, min_size=1, max_size=3), "client_certificate_file": paths},
     optional={
-        "port": st.integers(0, 65535),
+        "port": st.integers(1, 65535),
         "server_ca_file": paths,
         "client_certificate_password": tricky_strings
         | st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=16),
@@ -116,7 +116,7 @@ def test_yaml_output_and_indent() -> None:
             {"server_name": ["k1"], "client_certificate_file": "/c", "connect_timeout_ms": 10},
             None,
             "mapping",
-            "connect_timeout_ms: must be at least 1000",
+            "connect_timeout_ms: 10 is out of range (allowed: 1000 to 2147483647",
         ),
         ({"server_name": ["k 1"], "client_certificate_file": "/c"}, None, "mapping", "server_name:"),
         ({"server_name": ["k1"]}, None, "mapping", "client_certificate_file: is required"),
@@ -151,3 +151,16 @@ def test_password_is_not_echoed_in_errors() -> None:
 
 def test_registered_under_its_name() -> None:
     assert FilterModule().filters()["kmip_security"] is kmip_security
+
+
+@pytest.mark.parametrize("indent", [0, -2, 11, 2**31, True, "2", 2.5, None])
+def test_indent_out_of_range_names_the_option(indent: Any) -> None:
+    opts = {"server_name": ["k1"], "client_certificate_file": "/c"}
+    with pytest.raises(AnsibleFilterError, match="option indent: must be an integer from 1 to 10"):
+        kmip_security(opts, output="yaml", indent=indent)
+
+
+@pytest.mark.parametrize("indent", [1, 2, 4, 10])
+def test_indent_in_range_renders(indent: int) -> None:
+    text = kmip_security({"server_name": ["k1"], "client_certificate_file": "/c"}, output="yaml", indent=indent)
+    assert text.startswith("security:\n" + " " * indent + "enableEncryption: true")

@@ -61,9 +61,9 @@ def sha256(path: Path) -> str:
 # -- bad input: a clear error naming the option, and the file untouched ---------------------
 
 BAD_OPTIONS = [
-    ({"connect_timeout_ms": 999}, "connect_timeout_ms", "at least 1000"),
-    ({"connect_retries": -1}, "connect_retries", "0 or more"),
-    ({"port": 65536}, "port", "between 0 and 65535"),
+    ({"connect_timeout_ms": 999}, "connect_timeout_ms", "allowed: 1000 to 2147483647"),
+    ({"connect_retries": -1}, "connect_retries", "allowed: 0 to 2147483647"),
+    ({"port": 65536}, "port", "allowed: 1 to 65535"),
     ({"port": "five"}, "port", "int"),
     ({"server_name": ["kmip1", ""]}, "server_name", "empty"),
     ({"server_name": ["kmip1", " kmip2"]}, "server_name", "whitespace"),
@@ -304,3 +304,61 @@ def test_absent_removes_only_the_encryption_keys(conf: Path, pki: Pki, capsys: p
     result = run({"path": str(conf), "state": "absent", "service_user": ME}, capsys)
     assert result["changed"] is True and result["security"] == {"authorization": "enabled"}
     assert conf.read_text() == original
+
+
+def _fail_with(errno_value: int, name: str):
+    def fail(*_args: Any, **_kwargs: Any) -> Any:
+        raise OSError(errno_value, os.strerror(errno_value), name)
+
+    return fail
+
+
+@pytest.mark.parametrize(
+    "where, errno_value, cause",
+    [
+        ("replace", 1, "operation not permitted (the file or its directory may be immutable"),
+        ("replace", 30, "read-only file system"),
+        ("mkstemp", 13, "permission denied"),
+        ("mkstemp", 28, "no space left on the device"),
+    ],
+)
+def test_a_write_failure_is_a_refusal_naming_the_file_and_the_cause(
+    conf: Path,
+    pki: Pki,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    where: str,
+    errno_value: int,
+    cause: str,
+) -> None:
+    from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod import conf_update
+
+    before = sha256(conf)
+    if where == "replace":
+        monkeypatch.setattr(conf_update.os, "replace", _fail_with(errno_value, str(conf)))
+    else:
+        monkeypatch.setattr(conf_update.tempfile, "mkstemp", _fail_with(errno_value, str(conf.parent)))
+    result = run(base_args(conf, pki), capsys)
+    assert result["failed"] is True and result["error_kind"] == "write_failed", result
+    assert result["msg"].startswith(f"path: cannot write {conf}: {cause}"), result["msg"]
+    assert "Errno" not in result["msg"] and "Traceback" not in json.dumps(result)
+    assert sha256(conf) == before
+    assert [p.name for p in conf.parent.iterdir() if p.name.startswith(".mongod_kmip_config.")] == []
+
+
+def test_an_immutable_file_is_a_refusal(conf: Path, pki: Pki, capsys: pytest.CaptureFixture[str]) -> None:
+    """chattr +i as root where the file system allows it (else the monkeypatched cases above cover it)."""
+    import shutil
+    import subprocess
+
+    chattr = shutil.which("chattr")
+    if chattr is None or os.geteuid() != 0 or subprocess.run([chattr, "+i", str(conf.parent)], check=False).returncode:
+        pytest.skip("chattr +i is not available here")
+    try:
+        before = sha256(conf)
+        result = run(base_args(conf, pki), capsys)
+    finally:
+        subprocess.run([chattr, "-i", str(conf.parent)], check=True)
+    assert result["failed"] is True and result["error_kind"] == "write_failed", result
+    assert result["msg"].startswith(f"path: cannot write {conf}: operation not permitted"), result["msg"]
+    assert sha256(conf) == before

@@ -51,3 +51,25 @@ def test_every_module_documents_error_kind(name: str) -> None:
     returns = yaml.safe_load(module.RETURN)
     assert "error_kind" in returns, f"{name}: RETURN does not document error_kind"
     assert "on failure" in returns["error_kind"]["returned"]
+
+
+def test_an_unexpected_exception_is_an_internal_error_without_its_text(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ansible.module_utils import basic
+
+    from ansible_collections.kmipops.psmdb.plugins.modules import mongod_member_stepdown
+    from unit.utils.module_runner import run_module
+
+    def explode(module: Any) -> dict[str, Any]:
+        raise ValueError("cannot parse 'clientCertificatePassword: Leaked-S3cret'")
+
+    monkeypatch.setattr(mongod_member_stepdown, "run", explode)
+    # as with -vvv: the module returns its traceback
+    monkeypatch.setattr(basic._traceback, "is_traceback_enabled", lambda _event: True)
+    result = run_module(mongod_member_stepdown, {"login_host": "127.0.50.250", "login_port": 1}, capsys)
+    assert result["failed"] is True and result["error_kind"] == "internal_error"
+    assert "ValueError" in result["msg"] and "test_module.py" in result["msg"]
+    assert "Leaked-S3cret" not in repr(result)
+    # the stack (code locations only) is there for -vvv
+    assert "Traceback" in result["exception"] and "explode" in result["exception"]

@@ -95,10 +95,10 @@ def test_to_mongod_kmip_writes_only_what_is_set_in_psmdb_order() -> None:
 
 
 BAD: list[tuple[dict[str, Any], str, str]] = [
-    ({"port": 65536}, "port", "between 0 and 65535"),
+    ({"port": 65536}, "port", "allowed: 1 to 65535"),
     ({"port": True}, "port", "integer"),
-    ({"connect_retries": -1}, "connect_retries", "0 or more"),
-    ({"connect_timeout_ms": 999}, "connect_timeout_ms", "at least 1000"),
+    ({"connect_retries": -1}, "connect_retries", "allowed: 0 to 2147483647"),
+    ({"connect_timeout_ms": 999}, "connect_timeout_ms", "allowed: 1000 to 2147483647"),
     ({"key_state_polling_seconds": "900"}, "key_state_polling_seconds", "integer"),
     ({"activate_keys": "yes"}, "activate_keys", "boolean"),
     ({"server_ca_file": " "}, "server_ca_file", "non-empty"),
@@ -146,3 +146,30 @@ def test_the_connection_argspec_has_no_defaults() -> None:
     """A default would be written to mongod.conf and would hide mongod.conf values in kmip_server_info."""
     assert all("default" not in spec for spec in KMIP_CONNECTION_ARGSPEC.values())
     assert KMIP_CONNECTION_ARGSPEC["client_certificate_password"]["no_log"] is True
+
+
+@pytest.mark.parametrize(
+    "kmip, option, fragment",
+    [
+        ({"connectTimeoutMS": 2**31}, "connect_timeout_ms", "(allowed: 1000 to 2147483647"),
+        ({"connectTimeoutMS": 10**13}, "connect_timeout_ms", "out of range"),
+        ({"connectRetries": 2**31}, "connect_retries", "(allowed: 0 to 2147483647"),
+        ({"port": 70000}, "port", "(allowed: 1 to 65535"),
+        ({"keyStatePollingSeconds": 2**31}, "key_state_polling_seconds", "out of range"),
+        ({"serverName": "https://kmip1"}, "server_name", "is a URL"),
+        ({"serverName": "kmip1,"}, "server_name", "is empty"),
+    ],
+)
+def test_mongod_conf_values_mongod_cannot_read_are_refused(kmip: dict, option: str, fragment: str) -> None:
+    settings = KmipSettings.from_mongod_security({"kmip": {"serverName": "k1", "clientCertificateFile": "/c", **kmip}})
+    with pytest.raises(InvalidOptionError) as caught:
+        settings.validate()
+    assert caught.value.option == option and fragment in str(caught.value)
+
+
+def test_a_numeric_key_identifier_in_mongod_conf_is_its_text_as_mongod_reads_it() -> None:
+    settings = KmipSettings.from_mongod_security(
+        {"kmip": {"serverName": "k1", "clientCertificateFile": "/c", "keyIdentifier": 1}}
+    )
+    settings.validate()
+    assert settings.key_identifier == "1"

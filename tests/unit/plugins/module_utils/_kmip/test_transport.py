@@ -169,3 +169,39 @@ def test_classify_verification_failures_name_the_cause(code: int, reason: str, a
 def test_endpoint_label_brackets_ipv6() -> None:
     assert Endpoint("::1", 5696).label == "[::1]:5696"
     assert Endpoint("kmip1.test", 5696).label == "kmip1.test:5696"
+
+
+def _plain_tcp_service(behaviour: str) -> int:
+    """One connection to a plain (not TLS) TCP service on loopback that answers as ``behaviour``."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def serve() -> None:
+        connection, _ = listener.accept()
+        with connection, listener:
+            data = connection.recv(4096)
+            connection.sendall(data if behaviour == "echo" else b"SSH-2.0-OpenSSH_9.2\r\n")
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener.getsockname()[1]
+
+
+@pytest.mark.parametrize("behaviour", ["echo", "banner"])
+def test_a_plain_tcp_service_is_not_a_kmip_server_and_the_certificate_is_not_blamed(behaviour: str) -> None:
+    port = _plain_tcp_service(behaviour)
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+    with pytest.raises(ssl.SSLError) as caught:
+        context.wrap_socket(raw, server_hostname="127.0.0.1")
+    raw.close()
+    error = classify(caught.value, SERVER, "tls", 5000)
+    assert error.kind == "not_kmip", str(error)
+    assert "client_certificate_file" not in str(error)
+
+
+def test_an_unknown_tls_failure_in_the_handshake_does_not_blame_the_client_certificate() -> None:
+    error = classify(ssl_error("SOMETHING_NEW"), SERVER, "tls", 5000)
+    assert "client_certificate_file" not in str(error) and "port" in str(error)

@@ -193,3 +193,22 @@ def test_parse_errors_do_not_quote_the_file() -> None:
 def test_db_path_is_read_from_storage() -> None:
     assert MongodConf(load_text("percona_package_default.conf", "\n")).db_path == "/var/lib/mongodb"
     assert MongodConf(load_text("net_only.conf", "\n")).db_path is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "security:\n  kmip:\n    clientCertificatePassword: S3cretPw\n    clientCertificatePassword: S3cretPw2\n",
+        "security:\n  kmip:\n    clientCertificatePassword: 'S3cretPw\n",
+        'security:\n  kmip:\n    clientCertificatePassword: "S3cretPw\\q"\n',
+        "security:\n  kmip: {clientCertificatePassword: S3cretPw: x}\n",
+    ],
+)
+def test_a_broken_file_is_refused_by_line_and_column_without_its_text(tmp_path, text: str) -> None:
+    path = tmp_path / "mongod.conf"
+    path.write_text(text)
+    with pytest.raises(InvalidOptionError) as caught:
+        MongodConf.read(str(path), option="mongod_config").security  # noqa: B018
+    assert caught.value.option == "mongod_config"
+    assert "S3cretPw" not in str(caught.value)
+    assert re.search(r"line \d+, column \d+", str(caught.value)), str(caught.value)

@@ -107,3 +107,29 @@ def test_what_mongod_cannot_do_to_existing_data_is_refused(
     with pytest.raises(InvalidOptionError) as caught:
         change(db, **kwargs)
     assert caught.value.option == option and words in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "document, field",
+    [
+        ({"storage": "wiredTiger"}, "storage is a string"),
+        ({"storage": 1}, "storage is a number"),
+        ({"storage": {"options": ["x"]}}, "storage.options is a array"),
+        ({"storage": {"options": {"encryption": True}}}, "storage.options.encryption is a boolean"),
+        ({"storage": {"options": {"encryption": {"kmip": "k1"}}}}, "storage.options.encryption.kmip is a string"),
+    ],
+)
+def test_a_storage_bson_of_the_wrong_shape_is_a_typed_error(tmp_path: Path, document: dict, field: str) -> None:
+    import bson
+
+    (tmp_path / "storage.bson").write_bytes(bson.encode(document))
+    with pytest.raises(InvalidOptionError) as caught:
+        inspect_db_path(str(tmp_path))
+    assert caught.value.option == "db_path" and field in str(caught.value)
+
+
+def test_a_storage_bson_that_is_not_bson_is_a_typed_error_without_its_bytes(tmp_path: Path) -> None:
+    (tmp_path / "storage.bson").write_bytes(b"\x30\x00\x00\x00S3cretBytes")
+    with pytest.raises(InvalidOptionError) as caught:
+        inspect_db_path(str(tmp_path))
+    assert "not a valid BSON document" in str(caught.value) and "S3cret" not in str(caught.value)
