@@ -6,10 +6,10 @@
 # are not healthy"), the writes acknowledged and failed, the longest gap between two
 # acknowledgements, and whether every acknowledged write is on every member (fleet_check.py).
 #
-#   flock /tmp/kmipops-lock-molecule molecule/repeat_rolling_restart.sh 10 [--keep]
+#   flock /tmp/kmipops-lock-molecule molecule/repeat_rolling_restart.sh 10 [--keep|--reuse]
 #
 # The scenario is created once (destroy, create, prepare, converge) and destroyed at the end
-# unless --keep. Needs the test images (make images). Logs, writer records and the summary go to
+# unless --keep; --reuse runs on the hosts a previous --keep (or interrupted) run left up. Needs the test images (make images). Logs, writer records and the summary go to
 # .build/repeat-rolling-restart (KMIPOPS_REPEAT_DIR). Exit status: 0 when every run passed.
 set -euo pipefail
 runs=${1:?usage: $0 N [--keep]}
@@ -22,16 +22,18 @@ export KMIPOPS_TEST_NET=127.0.11
 unset KMIPOPS_TEST_STATE_DIR
 export ANSIBLE_FORCE_COLOR=0
 cd "$kmipops_repo"
-
-molecule destroy -s default >/dev/null
-molecule create -s default
-molecule prepare -s default
-molecule converge -s default
-
 # Molecule's state directory of the scenario (PKI, admin password): what the inventory reads.
-eph=${MOLECULE_EPHEMERAL_DIRECTORY:-$HOME/.cache/molecule/$(basename "$kmipops_repo")/default}
-[ -f "$eph/admin-password" ] || { echo "no scenario state in $eph" >&2; exit 2; }
+# Named here, so that this script and every molecule command below agree on it.
+eph=${MOLECULE_EPHEMERAL_DIRECTORY:-$kmipops_repo/.build/molecule-default}
 export MOLECULE_EPHEMERAL_DIRECTORY=$eph MOLECULE_PROJECT_DIRECTORY=$kmipops_repo
+
+if [ "$keep" != --reuse ]; then
+  molecule destroy -s default >/dev/null
+  molecule create -s default
+  molecule prepare -s default
+  molecule converge -s default
+fi
+[ -f "$eph/admin-password" ] || { echo "no scenario state in $eph" >&2; exit 2; }
 KMIPOPS_ADMIN_PASSWORD=$(cat "$eph/admin-password")
 export KMIPOPS_ADMIN_PASSWORD
 inventory=$here/shared/inventory/hosts.yml
@@ -72,7 +74,7 @@ for i in $(seq 1 "$runs"); do
   fi
 done
 echo "failures: $failures of $runs (logs in $work)" | tee -a "$summary"
-if [ "$keep" != --keep ]; then
+if [ "$keep" != --keep ] && [ "$keep" != --reuse ]; then
   molecule destroy -s default >/dev/null
 fi
 [ "$failures" -eq 0 ]
