@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: mongod_conversion_info
 short_description: Pre-flight facts for converting a member's existing data to KMIP by initial sync
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Read-only. Says whether one member can be converted to KMIP encryption by a re-encrypting initial sync (its
     dbPath set aside, mongod started empty with KMIP), and why not.

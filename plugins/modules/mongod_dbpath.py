@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: mongod_dbpath
 short_description: Set a stopped member's dbPath aside for a re-encrypting initial sync, restore it, or purge it
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Percona Server for MongoDB encrypts only data it writes from an empty dbPath, so existing data (plain, or
     encrypted with a key file or Vault) moves to KMIP by a rolling initial sync - each member emptied in turn and
