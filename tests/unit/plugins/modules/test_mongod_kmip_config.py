@@ -338,6 +338,8 @@ def test_replace_key_management_with_data_is_refused_untouched(
     db.mkdir()
     if content == "key.db":
         (db / "key.db").mkdir()
+    elif content == "storage.bson":
+        write_storage_bson(db, None, data_files=False)
     else:
         (db / content).write_bytes(b"x")
     before = sha256(conf)
