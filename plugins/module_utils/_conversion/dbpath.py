@@ -302,7 +302,8 @@ def plan_set_aside(db_path: str, config_path: str | None, now: datetime.datetime
 
 def apply_set_aside(plan: SetAsidePlan, config_path: str | None, selinux: SelinuxHooks) -> Manifest:
     """Manifest first (a crash leaves a record), config copy, rename, then the empty dbPath."""
-    assert plan.set_aside_path and plan.manifest
+    if not plan.set_aside_path or not plan.manifest:
+        raise UnexpectedDbPathError(f"{plan.db_path}: the plan ({plan.action}) sets nothing aside", db_path=plan.db_path)
     real = plan.db_path
     st = os.stat(real)
     context = selinux.get(real) if selinux.get else None
@@ -399,7 +400,8 @@ def plan_restore(db_path: str) -> RestorePlan:
 
 
 def apply_restore(plan: RestorePlan) -> Manifest:
-    assert plan.manifest and plan.set_aside_path
+    if not plan.manifest or not plan.set_aside_path:
+        raise UnexpectedDbPathError(f"{plan.db_path}: the plan ({plan.action}) restores nothing", db_path=plan.db_path)
     manifest = Manifest.load(plan.manifest)
     real = plan.db_path
     if plan.remove_new_db_path:
