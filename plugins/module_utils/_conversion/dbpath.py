@@ -303,7 +303,7 @@ def plan_set_aside(db_path: str, config_path: str | None, now: datetime.datetime
 def apply_set_aside(plan: SetAsidePlan, config_path: str | None, selinux: SelinuxHooks) -> Manifest:
     """Manifest first (a crash leaves a record), config copy, rename, then the empty dbPath."""
     if not plan.set_aside_path or not plan.manifest:
-        raise UnexpectedDbPathError(f"{plan.db_path}: the plan ({plan.action}) sets nothing aside", db_path=plan.db_path)
+        raise UnexpectedDbPathError(f"{plan.db_path}: nothing to set aside ({plan.action})", db_path=plan.db_path)
     real = plan.db_path
     st = os.stat(real)
     context = selinux.get(real) if selinux.get else None
