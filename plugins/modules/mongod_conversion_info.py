@@ -43,7 +43,8 @@ notes:
     example C(clusterMonitor) or C(root)).
 seealso:
   - module: kmipops.psmdb.mongod_dbpath
-  - role: kmipops.psmdb.kmip_conversion
+  - ref: ansible_collections.kmipops.psmdb.docsite.guide_encrypt_existing
+    description: Encrypting existing data with KMIP (the kmip_conversion role and the encrypt_existing_data playbook).
 options:
   config:
     description: The member's mongod.conf.

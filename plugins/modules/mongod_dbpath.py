@@ -44,7 +44,8 @@ notes:
 seealso:
   - module: kmipops.psmdb.mongod_conversion_info
   - module: kmipops.psmdb.mongod_kmip_config
-  - role: kmipops.psmdb.kmip_conversion
+  - ref: ansible_collections.kmipops.psmdb.docsite.guide_encrypt_existing
+    description: Encrypting existing data with KMIP (the kmip_conversion role and the encrypt_existing_data playbook).
 options:
   state:
     description:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import errno
 import hashlib
 import json
 import os
@@ -35,6 +36,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ansible_collections.kmipops.psmdb.plugins.module_utils._conversion.errors import (
+    ConversionError,
     NoSetAsideCopyError,
     NotSameFilesystemError,
     UnexpectedDbPathError,
@@ -327,7 +329,24 @@ def apply_set_aside(plan: SetAsidePlan, config_path: str | None, selinux: Selinu
     if config_path is not None and plan.config_backup is not None:
         _copy_file(config_path, plan.config_backup)
         manifest.config_sha256 = _file_sha256(plan.config_backup)
-    os.rename(real, plan.set_aside_path)
+    try:
+        os.rename(real, plan.set_aside_path)
+    except OSError as exc:
+        # nothing moved: take back the record and the config copy, so the member is as it was
+        for leftover in (plan.config_backup, plan.manifest):
+            if leftover and os.path.isfile(leftover):
+                os.unlink(leftover)
+        if exc.errno == errno.EXDEV:
+            raise NotSameFilesystemError(
+                f"rename({real}, {plan.set_aside_path}) failed with EXDEV: the kernel cannot rename this directory "
+                "in place (on overlayfs, a directory that comes from a lower layer, for example one created in a "
+                "container image; or a bind mount). Nothing was changed. Use a dbPath that is a plain directory "
+                "of its parent's filesystem",
+                db_path=real,
+            ) from None
+        raise ConversionError(
+            f"cannot rename {real} aside: {exc.strerror}; nothing was changed", db_path=real
+        ) from None
     os.mkdir(real, 0o700)
     os.chown(real, st.st_uid, st.st_gid)
     os.chmod(real, st.st_mode & 0o7777)

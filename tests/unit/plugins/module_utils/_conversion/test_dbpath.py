@@ -160,3 +160,19 @@ def test_manifests_of_another_db_path_are_ignored(tmp_path: Path, member: tuple[
     assert dbpath.manifests_for(str(other)) == []
     assert len(dbpath.manifests_for(str(db))) == 1
     assert os.path.basename(dbpath.manifests_for(str(db))[0].path).endswith(".kmipops-conversion.json")
+
+
+def test_a_rename_the_kernel_refuses_leaves_nothing_behind(
+    member: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db, conf = member
+    before = tree(db.parent)
+
+    def exdev(src: str, dst: str) -> None:
+        raise OSError(18, "Invalid cross-device link")
+
+    plan = dbpath.plan_set_aside(str(db), str(conf), NOW)
+    monkeypatch.setattr(dbpath.os, "rename", exdev)
+    with pytest.raises(NotSameFilesystemError, match="EXDEV"):
+        dbpath.apply_set_aside(plan, str(conf), NO_SELINUX)
+    assert tree(db.parent) == before
