@@ -16,6 +16,8 @@ description:
     filesystem - no copy, no extra space, owner, mode and SELinux label kept; a dbPath that is a mount point is
     refused), saves a copy of O(config) next to it (C(<copy>.mongod.conf)), and creates an empty dbPath with the
     old one's owner, mode and SELinux label. A manifest C(<copy>.kmipops-conversion.json) records every step.
+    A rename the kernel refuses (C(EXDEV) - for example a directory of a lower overlayfs layer, as in a container
+    image) fails with C(not_same_filesystem) and leaves nothing behind.
   - O(state=restored) rolls the member back - removes the dbPath the set-aside step created (it holds only what
     initial sync copied; a dbPath with another inode that is not empty is refused), renames the set-aside copy
     back and restores the saved mongod.conf when it differs.
