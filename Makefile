@@ -17,7 +17,7 @@ PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 DOCS_VENV := $(CURDIR)/.build/docs-venv
 
 .PHONY: help host-packages venv collection-link test-collections lint ruff ansible-lint changelog-lint docs-lint sanity units integration \
-        integration-kmip integration-playbooks emulator images molecule molecule-rotation build test lab lab-destroy bench clean
+        integration-kmip integration-playbooks emulator images molecule molecule-rotation molecule-encrypt-existing build test lab lab-destroy bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort
@@ -108,6 +108,11 @@ molecule-rotation: $(VENV)/.molecule images ## Molecule rotation scenario: confi
 	KMIPOPS_ROTATION_PLAYBOOK='$(KMIPOPS_ROTATION_PLAYBOOK)' KMIPOPS_ROTATION_PLAYBOOK_ARGS='$(KMIPOPS_ROTATION_PLAYBOOK_ARGS)' \
 	  KMIPOPS_ROTATION_NEGATIVE_TESTS='$(KMIPOPS_ROTATION_NEGATIVE_TESTS)' \
 	  KMIPOPS_ROTATION_MAX_WRITE_ERRORS='$(KMIPOPS_ROTATION_MAX_WRITE_ERRORS)' molecule/run.sh test -s rotation
+
+# Issue 12: existing data (plain and key file) moved to KMIP by rolling initial sync, judged from
+# outside. Own range 127.0.14.0/24 and prefix kmipops-enc-: take /tmp/kmipops-lock-molecule-encrypt.
+molecule-encrypt-existing: $(VENV)/.molecule images ## Molecule encrypt-existing scenario: plain + key-file sets converted to KMIP under a writer
+	molecule/run.sh test -s encrypt-existing
 
 build: venv ## build the collection tarball into .build/dist
 	mkdir -p .build/dist

@@ -115,6 +115,16 @@ options:
       - Turn off only when the files are put in place later in the same play.
     type: bool
     default: true
+  replace_key_management:
+    description:
+      - Replace another key management with KMIP - C(security.encryptionKeyFile) (a local key file) and
+        C(security.vault) are removed from the file instead of refused.
+      - Allowed only while the dbPath is missing or empty, that is on a member about to be rebuilt by initial sync
+        (after M(kmipops.psmdb.mongod_dbpath) set its data aside). With any file in the dbPath the task is refused as
+        without this option - PSMDB cannot switch existing data to KMIP in place.
+      - Used by the P(kmipops.psmdb.kmip_conversion#role) role. Each removed key is named in RV(notes) and warned.
+    type: bool
+    default: false
 notes:
   - O(server_name), O(client_certificate_file) are required with O(state=present).
 seealso:
@@ -142,6 +152,13 @@ EXAMPLES = r"""
     key_identifier: "{{ kmip_key.key_identifier }}"
     cipher_mode: AES256-GCM
     backup: true
+
+- name: Key file -> KMIP on a member whose dbPath was set aside (empty), before its initial sync
+  kmipops.psmdb.mongod_kmip_config:
+    server_name: [kmip1.example.com]
+    server_ca_file: /etc/mongodb/kmip-ca.pem
+    client_certificate_file: /etc/mongodb/kmip-client.pem
+    replace_key_management: true
 
 - name: Remove the KMIP settings (only on a node without encrypted data)
   kmipops.psmdb.mongod_kmip_config:

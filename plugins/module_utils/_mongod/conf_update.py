@@ -19,6 +19,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.kmipops.psmdb.plugins.module_utils._common.errors import FileWriteError, InvalidOptionError
 from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.conf import MongodConf
 from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.security import (
+    CONFLICTING_KEYS,
     DEFAULT_CIPHER_MODE,
     KMIP_CONFIG_ARGSPEC,
     KmipEncryptionConfig,
@@ -52,6 +53,7 @@ CONFIG_ARGSPEC: dict[str, dict[str, Any]] = {
     "mode": {"type": "raw"},
     "db_path": {"type": "path"},
     "check_files": {"type": "bool", "default": True},
+    "replace_key_management": {"type": "bool", "default": False},
 }
 
 _OCTAL_MODE = re.compile(r"^0?[0-7]{3,4}$")
@@ -80,6 +82,8 @@ class ConfigRun:
 
         def edit(security: MutableMapping[str, Any]) -> None:
             if config is not None:
+                if self.params["replace_key_management"]:
+                    self.notes.extend(_remove_replaced_key_management(security))
                 self.notes.extend(config.apply_to(security))
             else:
                 remove_encryption(security)
@@ -124,12 +128,15 @@ class ConfigRun:
         if not self.present:
             return None
         config = KmipEncryptionConfig.from_options({name: self.params.get(name) for name in KMIP_CONFIG_ARGSPEC})
-        refuse_conflicting_key_management(security or {})
+        if not self.params["replace_key_management"]:
+            refuse_conflicting_key_management(security or {})
         return config
 
     def _check_data(self, conf: MongodConf, security: Any, config: KmipEncryptionConfig | None) -> DbPathState:
         db_path = self.params["db_path"] or conf.db_path or DEFAULT_DB_PATH
         data = inspect_db_path(db_path)
+        if config is not None and self.params["replace_key_management"]:
+            _refuse_replacing_with_data(db_path, security or {})
         current = (security or {}).get("encryptionCipherMode") or DEFAULT_CIPHER_MODE
         check_encryption_change(
             data,
@@ -209,6 +216,41 @@ class ConfigRun:
             os.close(directory_fd)
         if context is not None:
             self.module.set_context_if_different(self.path, context, False)
+
+
+def _refuse_replacing_with_data(db_path: str, security: Any) -> None:
+    """``replace_key_management`` is for a member about to initial-sync: its dbPath is missing or empty.
+
+    Any file there (data, ``key.db``, ``storage.bson``) was written under the old key management,
+    which PSMDB cannot switch in place: the refusal stays exactly as without the option.
+    """
+    replaced = [f"security.{key}" for key in CONFLICTING_KEYS if security.get(key) is not None]
+    if not replaced or not os.path.isdir(db_path):
+        return
+    try:
+        entries = sorted(os.listdir(db_path))
+    except OSError as exc:
+        raise InvalidOptionError("db_path", f"cannot list {db_path}: {exc.strerror}") from None
+    if entries:
+        raise InvalidOptionError(
+            "replace_key_management",
+            f"replaces {', '.join(replaced)} only on a member whose dbPath is empty (about to initial-sync), but "
+            f"{db_path} holds {', '.join(entries[:5])}{' ...' if len(entries) > 5 else ''}: PSMDB cannot switch "
+            "existing data to KMIP in place. Set the dbPath aside first (kmipops.psmdb.mongod_dbpath, or the "
+            "kmip_conversion role)",
+        )
+
+
+def _remove_replaced_key_management(security: MutableMapping[str, Any]) -> list[str]:
+    notes = []
+    for key, what in CONFLICTING_KEYS.items():
+        if key in security:
+            del security[key]
+            notes.append(
+                f"removed security.{key} ({what}): replace_key_management on an empty dbPath, which mongod fills "
+                "by initial sync under the KMIP master key"
+            )
+    return notes
 
 
 def _parse_mode(value: Any) -> int | None:

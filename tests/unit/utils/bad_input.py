@@ -12,7 +12,13 @@ from typing import Any
 
 SECRET = "Dummy-S3cret-Pw"
 KMIP_MODULES = ("kmip_server_info", "kmip_key", "kmip_key_info")
-MONGOD_MODULES = ("mongod_member_info", "mongod_member_stepdown", "mongod_encryption_info", "mongod_replset_info")
+MONGOD_MODULES = (
+    "mongod_member_info",
+    "mongod_member_stepdown",
+    "mongod_encryption_info",
+    "mongod_replset_info",
+    "mongod_conversion_info",
+)
 
 #: (option, bad value): the KMIP connection options, for every module that takes them
 KMIP_CASES: list[tuple[str, Any]] = [
@@ -79,6 +85,7 @@ OWN_CASES: dict[str, list[tuple[str, Any]]] = {
         ("state", "enabled"),
         ("backup", "maybe"),
         ("check_files", "maybe"),
+        ("replace_key_management", "maybe"),
     ],
     "mongod_member_stepdown": [
         ("step_down_secs", 0),
@@ -109,6 +116,22 @@ OWN_CASES: dict[str, list[tuple[str, Any]]] = {
         ("query_kmip", "maybe"),
     ],
     "mongod_member_info": [("fail_on_unreachable", "maybe")],
+    "mongod_conversion_info": [
+        ("config", "/etc/mongod\x00.conf"),
+        ("db_path", "/var/lib/mongo\x00"),
+        ("copy_rate_mib_per_second", 0),
+        ("copy_rate_mib_per_second", -1),
+        ("oplog_window_seconds", -1),
+        ("read_oplog_window", "maybe"),
+        ("oplog_window_margin", 0.5),
+        ("disk_headroom", 0.9),
+    ],
+    "mongod_dbpath": [
+        ("state", "gone"),
+        ("config", "/etc/mongod\x00.conf"),
+        ("db_path", "/var/lib/mongo\x00"),
+        ("service_name", "mongod\n.service"),
+    ],
 }
 #: (option, bad value): the mongod connection options, for every module that takes them
 MONGOD_CASES: list[tuple[str, Any]] = [
@@ -160,6 +183,8 @@ def bad_input_cases() -> list[tuple[str, str, Any]]:
     for module in MONGOD_MODULES:
         for option, value in [*MONGOD_CASES, *OWN_CASES.get(module, [])]:
             table.append((module, option, value))
+    for option, value in OWN_CASES["mongod_dbpath"]:
+        table.append(("mongod_dbpath", option, value))
     for option, value in ROTATE_CASES:
         table.append(("mongod_rotate_master_key", option, value))
     return table

@@ -25,6 +25,8 @@ from ansible_collections.kmipops.psmdb.plugins.modules import (
     kmip_key,
     kmip_key_info,
     kmip_server_info,
+    mongod_conversion_info,
+    mongod_dbpath,
     mongod_encryption_info,
     mongod_kmip_config,
     mongod_member_info,
@@ -43,6 +45,8 @@ MODULES: dict[str, ModuleType] = {
         kmip_key,
         kmip_key_info,
         kmip_server_info,
+        mongod_conversion_info,
+        mongod_dbpath,
         mongod_encryption_info,
         mongod_kmip_config,
         mongod_member_info,
@@ -112,8 +116,10 @@ def valid_args(module: ModuleType, pki: Pki, conf: Path) -> dict[str, Any]:
         return args
     if module is mongod_rotate_master_key:
         return {"config": str(conf), "binary": "/nonexistent/mongod", "new_key_identifier": "k1"}
+    if module is mongod_dbpath:
+        return {"state": "set_aside", "config": str(conf), "service_name": ""}
     args = {"login_host": "127.0.50.250", "login_port": free_port(), "timeout_ms": 500}
-    if module is mongod_encryption_info:
+    if module in (mongod_encryption_info, mongod_conversion_info):
         args["config"] = str(conf)
     return args
 
@@ -158,6 +164,8 @@ def test_the_table_covers_every_module_option() -> None:
 
 
 def module_spec(module: ModuleType) -> dict[str, Any]:
+    from ansible_collections.kmipops.psmdb.plugins.module_utils._conversion.member import DBPATH_ARGSPEC
+    from ansible_collections.kmipops.psmdb.plugins.module_utils._conversion.preflight import PREFLIGHT_ARGSPEC
     from ansible_collections.kmipops.psmdb.plugins.module_utils._kmip.module import KmipModule, KmipSessionModule
     from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.conf_update import CONFIG_ARGSPEC
     from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.module import MongodMemberModule
@@ -170,10 +178,13 @@ def module_spec(module: ModuleType) -> dict[str, Any]:
         return {**KmipModule.class_argument_spec(), **CONFIG_ARGSPEC}
     if module is mongod_rotate_master_key:
         return mongod_rotate_master_key.RotateMasterKeyModule.class_argument_spec()
+    if module is mongod_dbpath:
+        return DBPATH_ARGSPEC
     own = {
         mongod_member_info: {"fail_on_unreachable": {}},
         mongod_member_stepdown: mongod_member_stepdown.ARGUMENT_SPEC,
         mongod_encryption_info: INFO_ARGSPEC,
         mongod_replset_info: REPLSET_INFO_ARGSPEC,
+        mongod_conversion_info: PREFLIGHT_ARGSPEC,
     }[module]
     return {**MongodMemberModule.class_argument_spec(), **own}

@@ -362,3 +362,58 @@ def test_an_immutable_file_is_a_refusal(conf: Path, pki: Pki, capsys: pytest.Cap
     assert result["failed"] is True and result["error_kind"] == "write_failed", result
     assert result["msg"].startswith(f"path: cannot write {conf}: operation not permitted"), result["msg"]
     assert sha256(conf) == before
+
+
+# -- replace_key_management: key file / Vault -> KMIP on an emptied member only ---------------
+
+KEY_FILE_SECURITY = "  enableEncryption: true\n  encryptionKeyFile: /etc/key\n"
+VAULT_SECURITY = "  enableEncryption: true\n  vault:\n    serverName: vault\n"
+
+
+@pytest.mark.parametrize("security, key", [(KEY_FILE_SECURITY, "encryptionKeyFile"), (VAULT_SECURITY, "vault")])
+@pytest.mark.parametrize("db_state", ["missing", "empty"])
+def test_replace_key_management_on_an_empty_db_path_writes_kmip(
+    conf: Path, pki: Pki, capsys: pytest.CaptureFixture[str], security: str, key: str, db_state: str
+) -> None:
+    conf.write_text(conf.read_text() + security)
+    if db_state == "empty":
+        (conf.parent / "db").mkdir()
+    result = run(base_args(conf, pki, replace_key_management=True), capsys)
+    assert result["changed"] and not result.get("failed")
+    assert key not in result["security"] and result["security"]["kmip"]["serverName"] == "127.0.50.1,127.0.50.2"
+    assert any(f"security.{key}" in note for note in result["notes"])
+    assert key not in conf.read_text() and "kmip:" in conf.read_text()
+    # idempotent
+    assert run(base_args(conf, pki, replace_key_management=True), capsys)["changed"] is False
+
+
+@pytest.mark.parametrize("content", ["key.db", "storage.bson", "WiredTiger"])
+def test_replace_key_management_with_data_is_refused_untouched(
+    conf: Path, pki: Pki, capsys: pytest.CaptureFixture[str], content: str
+) -> None:
+    conf.write_text(conf.read_text() + KEY_FILE_SECURITY)
+    db = conf.parent / "db"
+    db.mkdir()
+    if content == "key.db":
+        (db / "key.db").mkdir()
+    elif content == "storage.bson":
+        write_storage_bson(db, None, data_files=False)
+    else:
+        (db / content).write_bytes(b"x")
+    before = sha256(conf)
+    for check in (False, True):
+        result = run(base_args(conf, pki, replace_key_management=True), capsys, check=check)
+        assert result["failed"] and result["msg"].startswith("replace_key_management:")
+        assert content in result["msg"]
+    assert sha256(conf) == before
+
+
+def test_without_replace_key_management_the_key_file_is_still_refused_on_an_empty_db_path(
+    conf: Path, pki: Pki, capsys: pytest.CaptureFixture[str]
+) -> None:
+    conf.write_text(conf.read_text() + KEY_FILE_SECURITY)
+    (conf.parent / "db").mkdir()
+    before = sha256(conf)
+    result = run(base_args(conf, pki), capsys)
+    assert result["failed"] and result["msg"].startswith("security.encryptionKeyFile:")
+    assert sha256(conf) == before
