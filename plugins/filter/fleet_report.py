@@ -64,8 +64,9 @@ _value:
   contains:
     outcome:
       description: C(complete) (every planned member done), C(halted) (a set stopped after a failure),
-        C(preflight_failed) (nothing was touched), C(check_mode) (nothing was touched), C(incomplete) (some
-        members skipped or not in play).
+        C(preflight_failed) (nothing was touched), C(check_mode) (nothing was touched), C(incomplete) (members
+        left alone - no electable secondary, not readable - or not in play), C(nothing_to_do) (every member left
+        out on purpose, for example by key age).
       type: str
     sets:
       description: Per set C(status), C(halted_reason), C(term_before), C(term_after), C(elections), C(timeline)
@@ -90,7 +91,7 @@ from ansible.errors import AnsibleFilterError
 def _iso(epoch: Any) -> str | None:
     if epoch in (None, ""):
         return None
-    return datetime.datetime.fromtimestamp(float(epoch), tz=datetime.timezone.utc).isoformat(timespec="seconds")
+    return datetime.datetime.fromtimestamp(float(epoch), tz=datetime.UTC).isoformat(timespec="seconds")
 
 
 def _seconds(start: Any, end: Any) -> float | None:
@@ -118,14 +119,18 @@ def fleet_report(
             continue
         host = str(result["host"])
         planned = plan["hosts"].get(host, {})
+        status = result.get("status", "not_run")
+        reason = result.get("reason")
+        if status == "pending":
+            status, reason = "lost", reason or "it never finished (the host left the play)"
         entry = {
             "host": host,
             "set_name": result.get("set_name", planned.get("set_name")),
             "member": result.get("member", planned.get("member")),
             "role": result.get("role", planned.get("role")),
             "wave": result.get("wave", planned.get("wave")),
-            "status": result.get("status", "not_run"),
-            "reason": result.get("reason"),
+            "status": status,
+            "reason": reason,
             "started_at": _iso(result.get("started_at")),
             "ended_at": _iso(result.get("ended_at")),
             "seconds": _seconds(result.get("started_at"), result.get("ended_at")),
@@ -168,19 +173,27 @@ def fleet_report(
             )
         statuses = [t["status"] for t in timeline]
         skipped = [m for m in members.values() if m["set_name"] == set_name and m["status"] == "skipped"]
+        # members left out on purpose (their key is recent, arbiters) do not make a set incomplete
+        left_alone = [
+            m for m in skipped if plan["hosts"].get(m["host"], {}).get("skip_kind") not in ("not_selected", "arbiter")
+        ]
         if set_name in halted or "failed" in statuses or "lost" in statuses:
             status = "halted"
         elif plan.get("ok") is False:
             status = "preflight_failed"
         elif any(s == "planned" for s in statuses):
             status = "planned"
-        elif skipped or info.get("not_in_play") or any(s != "done" for s in statuses):
+        elif left_alone or info.get("not_in_play") or any(s != "done" for s in statuses):
             status = "incomplete"
+        elif not timeline:
+            status = "nothing_to_do"
         else:
             status = "complete"
         reason = halted.get(set_name)
         if status == "halted" and not reason:
-            first = next((m for m in members.values() if m["set_name"] == set_name and m["status"] in ("failed", "lost")), None)
+            first = next(
+                (m for m in members.values() if m["set_name"] == set_name and m["status"] in ("failed", "lost")), None
+            )
             reason = f"{first['member']} ({first['host']}) {first['status']}: {first['reason']}" if first else "halted"
         term_before = info.get("term")
         term_after = terms_after.get(set_name)
@@ -207,6 +220,8 @@ def fleet_report(
         outcome = "check_mode"
     elif "incomplete" in set_statuses:
         outcome = "incomplete"
+    elif set_statuses and all(s == "nothing_to_do" for s in set_statuses):
+        outcome = "nothing_to_do"
     else:
         outcome = "complete"
 

@@ -13,7 +13,8 @@ description:
     priority, votes) plus whether the caller selected the host - and returns the plan of a rolling operation that
     never has more than one member of a set down.
   - The replica sets come from the members' live C(replSetGetStatus), not from inventory groups. Each inventory
-    host is mapped to the member it runs (C(is_self)); two hosts reaching the same member is a problem.
+    host is mapped to the member it runs (C(self), the name C(hello.me) gives); two hosts reaching the same
+    member is a problem.
   - B(Waves.) Wave k holds the k-th selected secondary of every set (in the order of the set's configuration), so
     all sets move at once. The last wave holds every selected primary, to be stepped down and then worked on. A
     sharded cluster is its config server set plus its shard sets; they are planned together the same way.
@@ -32,7 +33,8 @@ options:
     description:
       - One record per inventory host, a dict with C(host) (inventory name), C(ok) (the set could be read),
         C(error), C(set_name), C(member) (the member's own name, C(host:port) as in the set configuration),
-        C(primary), C(term), C(members) (as P(kmipops.psmdb.mongod_replset_info#module) returns them),
+        C(primary), C(term), C(members) (the primary's view, as P(kmipops.psmdb.mongod_replset_info#module)
+        returns them),
         C(majority_survives_one_down), C(selected) (default true), C(skip_reason), C(problems) (list of
         sentences).
     type: list
@@ -79,7 +81,8 @@ _value:
       elements: dict
     hosts:
       description: Per inventory host C(set_name), C(member), C(role) (C(primary), C(secondary), C(arbiter),
-        C(unknown)), C(action) (C(work) or C(skip)), C(wave) (null when skipped), C(reason), C(peers) (the other
+        C(unknown)), C(action) (C(work) or C(skip)), C(wave) (null when skipped), C(reason), C(skip_kind)
+        (C(not_selected), C(arbiter), C(no_electable_secondary), C(unknown)), C(peers) (the other
         members' names, C(host:port)), C(primary).
       type: dict
     sets:
@@ -120,20 +123,12 @@ def _electable(member: Mapping[str, Any]) -> bool:
 
 
 def _view_of(records: list[Mapping[str, Any]]) -> Mapping[str, Any]:
-    """The set as its primary sees it when the primary is in play, else as the first member does."""
+    """The set as the primary sees it: the record of the primary's own host when it is in play, else the
+    newest view (highest term) - mongod_replset_info reports the primary's view from any member."""
     for record in records:
-        own = _own_member(record)
-        if own and own.get("state_str") == "PRIMARY":
+        if record.get("member") and record.get("member") == _name(record.get("primary")):
             return record
-    return records[0]
-
-
-def _own_member(record: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    name = record.get("member")
-    for member in record.get("members") or []:
-        if member.get("is_self") or (name and member.get("name") == name):
-            return member
-    return None
+    return max(records, key=lambda r: int(r.get("term") or -1))
 
 
 def fleet_waves(records: list[Mapping[str, Any]], max_lag_seconds: int = 10) -> dict[str, Any]:
@@ -155,7 +150,7 @@ def fleet_waves(records: list[Mapping[str, Any]], max_lag_seconds: int = 10) -> 
                 record.get("set_name"),
                 member,
                 host,
-                f"its replica set could not be read: {record.get('error') or 'no set name (not a replica set member?)'}",
+                f"its replica set could not be read: {record.get('error') or 'no set name (not a set member?)'}",
             )
             continue
         by_set.setdefault(str(record["set_name"]), []).append(record)
@@ -174,7 +169,7 @@ def fleet_waves(records: list[Mapping[str, Any]], max_lag_seconds: int = 10) -> 
             member = _name(record.get("member"))
             host = str(record.get("host"))
             if member is None:
-                problem(set_name, None, host, "the member's own name is unknown (no member marked is_self)")
+                problem(set_name, None, host, "the member's own name is unknown (hello.me)")
                 continue
             if member in host_of:
                 problem(
@@ -200,7 +195,12 @@ def fleet_waves(records: list[Mapping[str, Any]], max_lag_seconds: int = 10) -> 
         for m in members:
             state = m.get("state_str")
             if m.get("health", 1) != 1 or state not in HEALTHY_STATES:
-                problem(set_name, m.get("name"), host_of.get(str(m.get("name"))), f"member is {state} (health {m.get('health')})")
+                problem(
+                    set_name,
+                    m.get("name"),
+                    host_of.get(str(m.get("name"))),
+                    f"member is {state} (health {m.get('health')})",
+                )
             lag = m.get("lag_seconds")
             if state == "SECONDARY" and lag is not None and float(lag) > max_lag_seconds:
                 problem(
@@ -210,7 +210,12 @@ def fleet_waves(records: list[Mapping[str, Any]], max_lag_seconds: int = 10) -> 
                     f"member lags {lag} s behind the primary (at most {max_lag_seconds} s allowed)",
                 )
         if not view.get("majority_survives_one_down", False):
-            problem(set_name, None, view.get("host"), "a majority of the voting members would not survive one more member down")
+            problem(
+                set_name,
+                None,
+                view.get("host"),
+                "a majority of the voting members would not survive one more member down",
+            )
         primary_name = _name(view.get("primary")) or (_name(primaries_seen[0]) if len(primaries_seen) == 1 else None)
         electable = [m for m in members if _electable(m) and m.get("name") != primary_name]
         order: list[str] = []
@@ -228,17 +233,24 @@ def fleet_waves(records: list[Mapping[str, Any]], max_lag_seconds: int = 10) -> 
                 "wave": None,
                 "action": "work",
                 "reason": None,
+                "skip_kind": None,
             }
             if m.get("arbiter_only") or m.get("state_str") == "ARBITER":
-                entry.update(role="arbiter", action="skip", reason="an arbiter holds no data")
+                entry.update(role="arbiter", action="skip", skip_kind="arbiter", reason="an arbiter holds no data")
             elif name == primary_name:
                 entry["role"] = "primary"
                 if not electable:
-                    entry.update(action="skip", reason="no electable secondary to hand the primary over to: left alone")
+                    entry.update(
+                        action="skip",
+                        skip_kind="no_electable_secondary",
+                        reason="no electable secondary to hand the primary over to: left alone",
+                    )
             else:
                 entry["role"] = "secondary"
             if entry["action"] == "work" and not record.get("selected", True):
-                entry.update(action="skip", reason=record.get("skip_reason") or "not selected")
+                entry.update(
+                    action="skip", skip_kind="not_selected", reason=record.get("skip_reason") or "not selected"
+                )
             hosts[host] = entry
             if entry["action"] == "work":
                 if entry["role"] == "primary":
@@ -265,6 +277,7 @@ def fleet_waves(records: list[Mapping[str, Any]], max_lag_seconds: int = 10) -> 
                 "peers": [],
                 "wave": None,
                 "action": "skip",
+                "skip_kind": "unknown",
                 "reason": "its replica set could not be read",
             }
 
@@ -282,10 +295,15 @@ def fleet_waves(records: list[Mapping[str, Any]], max_lag_seconds: int = 10) -> 
             sets[set_name]["waves"].append({"wave": k, **item})
 
     lines = [
-        f"wave {w['wave']}: " + ", ".join(f"{m['set_name']}/{m['member']} ({m['host']}, {m['role']})" for m in w["members"])
+        f"wave {w['wave']}: "
+        + ", ".join(f"{m['set_name']}/{m['member']} ({m['host']}, {m['role']})" for m in w["members"])
         for w in waves
     ]
-    lines += [f"skip {h} ({e['set_name']}/{e['member']}): {e['reason']}" for h, e in sorted(hosts.items()) if e["action"] == "skip"]
+    lines += [
+        f"skip {h} ({e['set_name']}/{e['member']}): {e['reason']}"
+        for h, e in sorted(hosts.items())
+        if e["action"] == "skip"
+    ]
     lines += [f"not in play: {s}/{n}" for s, info in sorted(sets.items()) for n in info["not_in_play"]]
     lines += [
         f"PROBLEM {p['set_name'] or '-'}/{p['member'] or '-'} ({p['host'] or '-'}): {p['problem']}" for p in problems
