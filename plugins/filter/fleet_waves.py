@@ -285,7 +285,7 @@ def fleet_waves(records: list[Mapping[str, Any]], max_lag_seconds: int = 10) -> 
     wave_count = primary_wave + (1 if primaries else 0)
     waves: list[dict[str, Any]] = [{"wave": k, "members": []} for k in range(wave_count)]
     for set_name in sorted(secondary_waves):
-        planned = [(k, host) for k, host in enumerate(secondary_waves[set_name])]
+        planned = list(enumerate(secondary_waves[set_name]))
         if set_name in primaries:
             planned.append((primary_wave, primaries[set_name]))
         for k, host in planned:
