@@ -22,6 +22,7 @@ failover list such as ``[silent_port.address, kmip_server.address]`` is valid mo
     .40-.49   test_rotation_modules.py: its KMS proxies (policy_proxy)
     .50-.59   test_rotation_modules.py: its emulated mongod members (emulated_member.py)
     .61       test_module_defaults.py: its scripted member
+    .70-.79   test_replset_wait.py: its emulated replica set (.70-.72; .79 nothing listens)
     .200-.254 the benchmarks (bench/)
 
 Fixtures (session scope unless said otherwise; servers start lazily, on first use):

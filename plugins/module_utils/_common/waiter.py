@@ -77,8 +77,8 @@ class Waiter:
         self,
         timeout_s: float,
         sleep_s: float,
-        clock: Callable[[], float] = time.monotonic,
-        sleeper: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] | None = None,
+        sleeper: Callable[[float], None] | None = None,
     ) -> None:
         if timeout_s <= 0:
             raise InvalidOptionError("wait_timeout", f"must be greater than 0, got {timeout_s:g}")
@@ -86,8 +86,9 @@ class Waiter:
             raise InvalidOptionError("wait_sleep", f"must be greater than 0, got {sleep_s:g}")
         self.timeout_s = float(timeout_s)
         self.sleep_s = float(sleep_s)
-        self.clock = clock
-        self.sleeper = sleeper
+        # looked up now, not at import: tests replace this module's ``time``
+        self.clock = clock or time.monotonic
+        self.sleeper = sleeper or time.sleep
 
     @classmethod
     def from_params(cls, params: dict[str, Any], **kwargs: Any) -> Waiter:

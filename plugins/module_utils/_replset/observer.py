@@ -46,10 +46,12 @@ def split_address(address: str, option: str = "seeds") -> tuple[str, int]:
     """``host:port`` or ``[v6]:port`` as (host, port); a bare host means port 27017."""
     text = address.strip()
     if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
+        end = text.find("]")
+        host = text[1:end] if end > 0 else ""
+        rest = text[end + 1 :] if end > 0 else ""
         port_text = rest[1:] if rest.startswith(":") else ""
     elif text.count(":") == 1:
-        host, _, port_text = text.partition(":")
+        host, port_text = text.split(":")
     else:
         host, port_text = text, ""
     if not host:

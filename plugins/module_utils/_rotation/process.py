@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ansible_collections.kmipops.psmdb.plugins.module_utils._common.waiter import Waiter, WaitTimeoutError
 from ansible_collections.kmipops.psmdb.plugins.module_utils._rotation.errors import ServiceUserError
 from ansible_collections.kmipops.psmdb.plugins.module_utils._rotation.member_files import process_facts
 from ansible_collections.kmipops.psmdb.plugins.module_utils._rotation.mongod_log import (
@@ -202,7 +203,10 @@ class MongodRunner:
         result = RunResult(argv=self.argv, pid=process.pid)
         entries: list[dict[str, Any]] = []
         ours: set[int] = {process.pid}
-        while True:
+
+        def finished() -> bool:
+            """One look at the run: what it wrote, whether it serves, whether it (and its fork) ended."""
+            nonlocal entries
             stdout = _read(stdout_path)
             forked = _FORKED.search(stdout)
             if forked:
@@ -217,12 +221,17 @@ class MongodRunner:
                 _signal(result.mongod_pid, signal.SIGTERM)
             if result.returncode is None:
                 result.returncode = process.poll()
-            if result.returncode is not None and (result.forked_pid is None or not process_facts(result.forked_pid)[0]):
-                break
-            if time.monotonic() >= deadline:
-                result.timed_out = True
-                break
-            time.sleep(self.poll_interval)
+            return result.returncode is not None and (
+                result.forked_pid is None or not process_facts(result.forked_pid)[0]
+            )
+
+        remaining = max(deadline - time.monotonic(), 1e-3)  # the deadline counts from the start
+        try:
+            Waiter(remaining, self.poll_interval).until(
+                finished, bool, lambda done: "still running", f"{self.argv[0]} to exit"
+            )
+        except WaitTimeoutError:
+            result.timed_out = True
         if follower:
             entries.extend(follower.poll())
         result.duration = time.monotonic() - started
