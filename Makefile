@@ -94,9 +94,10 @@ images: venv host-packages ## build (or reuse cached) podman test host images
 molecule: $(VENV)/.molecule images ## Molecule base scenario: 2 KMIP servers + 3-member replica set
 	molecule/run.sh test -s default
 
-# The playbook whose rotation the scenario judges (the by-hand baseline until the collection's
-# playbooks/rotate_master_key.yml exists), its extra arguments, and the negative tests.
-KMIPOPS_ROTATION_PLAYBOOK ?= molecule/rotation/manual_rotation.yml
+# The playbook whose rotation the scenario judges: the collection's (kmip_rotation role; verify
+# also runs its check mode and a key-age re-run); molecule/rotation/manual_rotation.yml is the
+# by-hand baseline. Its extra arguments, and the negative tests.
+KMIPOPS_ROTATION_PLAYBOOK ?= playbooks/rotate_master_key.yml
 KMIPOPS_ROTATION_PLAYBOOK_ARGS ?=
 KMIPOPS_ROTATION_NEGATIVE_TESTS ?= true
 # Failed (never acknowledged) inserts tolerated during the rotation. Real mongod (4.4+) labels
