@@ -1,0 +1,255 @@
+# Copyright: kmipops.psmdb contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Issue 11, section 4: the fleet playbook (playbooks/rotate_master_key.yml) under faults, nothing lost.
+
+Each scenario runs the collection's fleet playbook as an operator would, on the fault fleet
+(faultlab.py: sets cfg and rs1, two KMIP servers sharing one database), under the harness's
+writer (retryable w:majority inserts, every acknowledged _id recorded) and sampler (every
+member's hello every 250 ms), breaks something before or during the run, and judges from
+outside the collection: molecule/shared/files/fleet_check.py (every acknowledged write on every
+member, never two members of a set down, elections from replSetGetStatus.term, keys from
+storage.bson, mongod's log and the KMS, configs, orphan keys) and the members' own state (key in
+storage.bson, mongod's MainPID, mongod.conf, the dbPath). The role's JSON report
+(kmip_rotation_report_path) must name what it stopped on.
+
+The scenarios share one fleet and leave it healthy (every member up, both KMS up) for the next.
+Run: `make molecule-rotation-faults` (takes `flock /tmp/kmipops-lock-molecule-faults`).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from typing import Any
+
+from faultlab import SETS, FaultFleet, Run, log, poll, storage_key_id, untouched
+
+HOSTS = [host for members in SETS.values() for host in members]
+# A re-run after a halt must skip the members already rotated (selection by key age): the
+# role's selection variable, as the role names it.
+RERUN_ARGS = shlex.split(os.environ.get("KMIPOPS_FAULTS_RERUN_ARGS", ""))
+ALL_CHECKS = ["writes", "availability", "elections", "keys", "configs", "orphans"]
+SAFETY_CHECKS = ["writes", "availability"]
+
+
+def judged(fleet: FaultFleet, before: str, after: str, label: str, checks: list[str], **options: Any) -> None:
+    """fleet_check.py must pass every check asked for."""
+    result = fleet.check(before, after, label, checks, **options)
+    failed = {name: check["problems"] for name, check in result.get("checks", {}).items() if not check["ok"]}
+    assert result["rc"] == 0 and not failed, f"fleet_check ({label}): {failed or result}"
+
+
+def primaries(fleet: FaultFleet) -> dict[str, str]:
+    return fleet.roles()["primaries"]
+
+
+def secondaries(fleet: FaultFleet, replset: str) -> list[str]:
+    members = fleet.roles()["members"]
+    return [host for host in SETS[replset] if members.get(host) == "SECONDARY"]
+
+
+def terms(fleet: FaultFleet, label: str) -> dict[str, int]:
+    import json
+
+    data = json.loads((fleet.rotation_dir / f"replset-{label}.json").read_text())
+    return {name: data["sets"][name]["term"] for name in SETS}
+
+
+def begin(fleet: FaultFleet, label: str) -> dict[str, dict[str, Any]]:
+    """A healthy fleet, the writer and the sampler running, the snapshot 'before'."""
+    fleet.wait_healthy()
+    fleet.start_background(label)
+    return fleet.snapshot(f"{label}-before")
+
+
+def end(fleet: FaultFleet, label: str) -> dict[str, dict[str, Any]]:
+    """Writer and sampler stopped after the fleet is healthy again; the snapshot 'after'."""
+    fleet.wait_healthy()
+    after = fleet.snapshot(f"{label}-after")
+    fleet.stop_background()
+    return after
+
+
+def assert_reported(run: Run, *words: str) -> None:
+    assert run.report is not None, f"no JSON report written (rc {run.rc}); output {run.log_file}"
+    missing = [word for word in words if word not in run.report_text]
+    assert not missing, f"the report does not name {missing}: {run.report_text[:3000]}"
+
+
+def test_both_kms_unreachable_at_preflight(fleet: FaultFleet) -> None:
+    """Both KMS dead before the run: pre-flight fails, nothing is touched, the report names sets and members."""
+    label = "preflight"
+    before = begin(fleet, label)
+    try:
+        for host in ("kmip1", "kmip2"):
+            fleet.kill_kms(host)
+        run = fleet.rotate(label)
+        state = fleet.members_state()
+    finally:
+        for host in ("kmip1", "kmip2"):
+            fleet.start_kms(host)
+    assert run.rc != 0, "the rotation succeeded with both KMS dead"
+    touched = {host: why for host in HOSTS if (why := untouched(before[host], state[host]))}
+    assert not touched, f"members touched although pre-flight failed: {touched}"
+    assert_reported(run, *SETS, *HOSTS)
+    end(fleet, label)
+    assert terms(fleet, f"{label}-after") == terms(fleet, f"{label}-before"), "an election happened"
+    judged(fleet, f"{label}-before", f"{label}-after", label, [*SAFETY_CHECKS, "elections"], expect_elections=0)
+
+
+def test_first_kms_killed_mid_rotation(fleet: FaultFleet) -> None:
+    """kmip1 dies when the first member goes down: every member fails over to kmip2, the rotation completes."""
+    label = "kms1-killed"
+    begin(fleet, label)
+    try:
+        with fleet.rotation(label) as process:
+            victim = fleet.wait_first_member_down(process)
+            fleet.kill_kms("kmip1")
+            log(f"kmip1 killed while {victim} was down")
+            run = fleet.finish(process)
+    finally:
+        fleet.start_kms("kmip1")
+    assert run.rc == 0, f"the rotation failed after kmip1 died: {run.output[-3000:]}"
+    end(fleet, label)
+    failovers = [
+        host
+        for host in HOSTS
+        if fleet.exec(host, "grep", "-c", '"id":29117', "/var/log/mongodb/mongod.log", check=False).strip()
+        not in ("", "0")
+    ]
+    assert failovers, "no member logged a KMIP session failure (29117): the fault did not hit the rotation"
+    judged(fleet, f"{label}-before", f"{label}-after", label, ALL_CHECKS, expect_elections=1, expect_each_down=True)
+
+
+def test_both_kms_killed_mid_rotation(fleet: FaultFleet) -> None:
+    """Both KMS die mid-rotation: the sets halt, at most the one down member per set (reported), data intact;
+    the re-run once the KMS is back finishes the job."""
+    label = "kms-both-killed"
+    begin(fleet, label)
+    try:
+        with fleet.rotation(label) as process:
+            victim = fleet.wait_first_member_down(process)
+            fleet.kill_kms("kmip1")
+            fleet.kill_kms("kmip2")
+            log(f"both KMS killed while {victim} was down")
+            run = fleet.finish(process)
+        assert run.rc != 0, "the rotation succeeded with both KMS dead"
+        down = {name: [h for h in members if fleet.member_down([h])] for name, members in SETS.items()}
+        log(f"members down after the halt: {down}")
+        for name, hosts in down.items():
+            assert len(hosts) <= 1, f"{name}: {hosts} down at once after the halt"
+            for host in hosts:
+                assert_reported(run, host)
+        assert_reported(run, victim)
+    finally:
+        for host in ("kmip1", "kmip2"):
+            fleet.start_kms(host)
+    # the documented recovery: the member left down is started again (on whichever key its
+    # storage.bson names), then the operator re-runs the playbook
+    for host in HOSTS:
+        if fleet.member_down([host]):
+            fleet.start_member(host)
+    fleet.wait_healthy()
+    rerun = fleet.rotate(f"{label}-rerun", *RERUN_ARGS)
+    assert rerun.rc == 0, f"the re-run did not finish: {rerun.output[-3000:]}"
+    end(fleet, label)
+    # over both runs: every member rotated exactly once, one election per set, nothing lost, never
+    # two down; a rotation stopped by the KMS's death may leave a registered key nobody uses
+    judged(
+        fleet,
+        f"{label}-before",
+        f"{label}-after",
+        label,
+        ["writes", "availability", "elections", "keys", "configs"],
+        expect_elections=1,
+    )
+
+
+def test_member_that_does_not_come_back(fleet: FaultFleet) -> None:
+    """A secondary of rs1 cannot start after its rotation: rs1 halts, its other members and primary are
+    untouched after that point, the member is reported; cfg is not held back."""
+    label = "no-comeback"
+    victim = secondaries(fleet, "rs1")[0]
+    primary_before = primaries(fleet)
+    dropin = "/etc/systemd/system/mongod.service.d/zz-kmipops-fault.conf"
+    fleet.exec(victim, "mkdir", "-p", "/etc/systemd/system/mongod.service.d")
+    before = begin(fleet, label)
+    try:
+        # systemd refuses every later start of mongod on this host (the rotation itself runs mongod
+        # directly, so it completes)
+        fleet.exec(victim, "sh", "-c", f"printf '[Service]\\nExecStartPre=/bin/false\\n' > {dropin}")
+        fleet.exec(victim, "systemctl", "daemon-reload")
+        run = fleet.rotate(label)
+        state = fleet.members_state()
+        still_down = fleet.member_down([victim])
+    finally:
+        fleet.exec(victim, "rm", "-f", dropin)
+        fleet.exec(victim, "systemctl", "daemon-reload")
+    assert run.rc != 0, "the rotation reported success with a member that did not come back"
+    assert still_down, f"{victim} is up although systemd could not start it"
+    assert_reported(run, victim)
+    rs1_primary = primary_before["rs1"]
+    assert not untouched(before[rs1_primary], state[rs1_primary]), f"rs1's primary {rs1_primary} was touched"
+    for host in SETS["rs1"]:
+        # the other secondary: rotated before the victim (its own wave) or untouched
+        if host not in (victim, rs1_primary) and storage_key_id(before[host]) == storage_key_id(state[host]):
+            assert not untouched(before[host], state[host]), f"{host} touched after the halt"
+    fleet.start_member(victim)
+    end(fleet, label)
+    after_terms, before_terms = terms(fleet, f"{label}-after"), terms(fleet, f"{label}-before")
+    assert after_terms["rs1"] == before_terms["rs1"], "rs1's primary was stepped down after the halt"
+    # cfg went on: every member rotated, one election
+    judged(fleet, f"{label}-before", f"{label}-after", label, SAFETY_CHECKS)
+    judged(fleet, f"{label}-before", f"{label}-after", label, ["elections", "keys", "configs"], sets="cfg")
+
+
+def test_no_electable_secondary(fleet: FaultFleet) -> None:
+    """rs1's secondaries have priority 0: its primary is left alone and reported; cfg rotates fully."""
+    label = "no-electable"
+    rs1_primary = primaries(fleet)["rs1"]
+    others = [host for host in SETS["rs1"] if host != rs1_primary]
+    fleet.set_priorities("rs1", dict.fromkeys(others, 0.0))
+    try:
+        before = begin(fleet, label)
+        run = fleet.rotate(label)
+        state = fleet.members_state()
+        after = end(fleet, label)
+    finally:
+        fleet.set_priorities("rs1", dict.fromkeys(others, 1.0))
+    assert not untouched(before[rs1_primary], state[rs1_primary]), f"rs1's primary {rs1_primary} was touched"
+    assert not untouched(before[rs1_primary], after[rs1_primary])
+    assert_reported(run, rs1_primary)
+    assert terms(fleet, f"{label}-after")["rs1"] == terms(fleet, f"{label}-before")["rs1"], "rs1 held an election"
+    judged(fleet, f"{label}-before", f"{label}-after", label, SAFETY_CHECKS)
+    judged(fleet, f"{label}-before", f"{label}-after", label, ["elections", "keys", "configs"], sets="cfg")
+
+
+def test_leftover_key_db_rotation(fleet: FaultFleet) -> None:
+    """A leftover <dbPath>/key.db.rotation on one secondary: that member is not touched, the directory is
+    not removed behind the operator's back, the report names member and directory; nothing lost."""
+    label = "leftover"
+    victim = secondaries(fleet, "cfg")[-1]
+    leftover = "/var/lib/mongodb/key.db.rotation"
+    fleet.exec(victim, "install", "-d", "-o", "mongod", "-g", "mongod", "-m", "0700", leftover)
+    try:
+        before = begin(fleet, label)
+        run = fleet.rotate(label)
+        state = fleet.members_state()
+        end(fleet, label)
+    finally:
+        fleet.exec(victim, "rm", "-rf", leftover)
+    assert not untouched(before[victim], state[victim]), (
+        f"{victim} was touched: {untouched(before[victim], state[victim])}"
+    )
+    assert "key.db.rotation" in state[victim]["dbpath"], "the leftover key.db.rotation was removed without the operator"
+    assert_reported(run, victim, "key.db.rotation")
+    judged(fleet, f"{label}-before", f"{label}-after", label, SAFETY_CHECKS)
+
+
+def test_fleet_healthy_at_the_end(fleet: FaultFleet) -> None:
+    """After every fault the fleet is healthy again, both KMS up, every member on its own key."""
+    fleet.wait_healthy()
+    state = fleet.members_state()
+    keys = {host: storage_key_id(member) for host, member in state.items()}
+    assert all(keys.values()) and len(set(keys.values())) == len(keys), keys
+    poll(lambda: not fleet.member_down(HOSTS), 60, "every member up")
