@@ -251,12 +251,19 @@ def main() -> int:
     parser.add_argument("--no-overhead", dest="overhead", action="store_false", help="skip the per-member overhead")
     parser.add_argument("--keep", action="store_true", help="leave the fleet up (remove it with --destroy-only)")
     parser.add_argument("--destroy-only", action="store_true", help="only remove a fleet left by --keep")
+    parser.add_argument(
+        "--state-dir", type=Path, help="the fleet's state directory; a fleet already up there (--keep) is reused"
+    )
+    parser.add_argument("--up-only", action="store_true", help="bring the fleet up, keep it, measure nothing")
     args = parser.parse_args()
     counts = sorted({int(n) for n in args.sets.split(",")})
     if counts[0] < 1 or counts[-1] > 8:
         parser.error("--sets: between 1 and 8 replica sets")
 
-    state_dir = Path(tempfile.mkdtemp(prefix="bench-rotation-"))
+    state_dir = args.state_dir or Path(tempfile.mkdtemp(prefix="bench-rotation-"))
+    state_dir.mkdir(parents=True, exist_ok=True)
+    reuse = (state_dir / "rotation" / "fleet.json").exists()
+    args.keep = args.keep or args.up_only
     log_dir = REPO_ROOT / ".build" / "bench-rotation-logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     fleet = Fleet(counts[-1], state_dir, log_dir)
@@ -273,13 +280,20 @@ def main() -> int:
     reports: dict[int, Path] = {}
     overhead_lines: list[str] = []
     try:
-        print(f"bringing up {len(fleet.names)} sets ({state_dir}, logs in {log_dir})", flush=True)
-        bring_up = sum(
-            fleet.playbook(f"molecule/shared/{step}.yml", label=step) for step in ("create", "prepare", "converge")
-        )
-        fleet.playbook("molecule/rotation/describe.yml", label="describe")
+        if reuse:
+            print(f"reusing the fleet of {state_dir} (logs in {log_dir})", flush=True)
+            lines.append(f"fleet reused from an earlier bring-up ({state_dir})")
+        else:
+            print(f"bringing up {len(fleet.names)} sets ({state_dir}, logs in {log_dir})", flush=True)
+            bring_up = sum(
+                fleet.playbook(f"molecule/shared/{step}.yml", label=step) for step in ("create", "prepare", "converge")
+            )
+            fleet.playbook("molecule/rotation/describe.yml", label="describe")
+            lines.append(f"bring-up (create, prepare, converge): {bring_up:.0f} s")
         fleet.tool("wait-healthy", "--timeout=300")
-        lines.append(f"bring-up (create, prepare, converge): {bring_up:.0f} s")
+        if args.up_only:
+            print(f"fleet up; measure with --state-dir {state_dir}", flush=True)
+            return 0
         arms = {"waves": (args.waves, args.waves_args), "naive": (args.naive, args.naive_args)}
         if args.warm_up:
             # the first rotation after bring-up is slower (seen: +40 %), whichever arm runs it
