@@ -53,7 +53,7 @@ PREFIX = "kmipops-bench-"
 MANUAL = "molecule/rotation/manual_rotation.yml"
 MANUAL_ARGS = "-e kmipops_manual_hosts={hosts}"
 WAVES = "playbooks/rotate_master_key.yml"
-WAVES_ARGS = "--limit={hosts} -e kmip_rotation_report_path={report}"
+WAVES_ARGS = "-e kmip_rotation_hosts={hosts} -e kmip_rotation_report_path={report}"
 SHARED = REPO_ROOT / "molecule" / "shared"
 INVENTORY = [SHARED / "inventory" / "hosts.yml", REPO_ROOT / "molecule" / "rotation" / "inventory" / "fleet.py"]
 TOOLS = SHARED / "files"

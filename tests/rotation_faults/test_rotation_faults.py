@@ -18,16 +18,12 @@ Run: `make molecule-rotation-faults` (takes `flock /tmp/kmipops-lock-molecule-fa
 
 from __future__ import annotations
 
-import os
-import shlex
+import time
 from typing import Any
 
 from faultlab import SETS, FaultFleet, Run, log, poll, storage_key_id, untouched
 
 HOSTS = [host for members in SETS.values() for host in members]
-# A re-run after a halt must skip the members already rotated (selection by key age): the
-# role's selection variable, as the role names it.
-RERUN_ARGS = shlex.split(os.environ.get("KMIPOPS_FAULTS_RERUN_ARGS", ""))
 ALL_CHECKS = ["writes", "availability", "elections", "keys", "configs", "orphans"]
 SAFETY_CHECKS = ["writes", "availability"]
 
@@ -70,10 +66,29 @@ def end(fleet: FaultFleet, label: str) -> dict[str, dict[str, Any]]:
     return after
 
 
-def assert_reported(run: Run, *words: str) -> None:
+def report(run: Run) -> dict[str, Any]:
     assert run.report is not None, f"no JSON report written (rc {run.rc}); output {run.log_file}"
-    missing = [word for word in words if word not in run.report_text]
-    assert not missing, f"the report does not name {missing}: {run.report_text[:3000]}"
+    return run.report
+
+
+def member_entry(run: Run, host: str) -> dict[str, Any]:
+    """The role's report on one member (status, reason, details), which must exist."""
+    members = report(run).get("members", {})
+    assert host in members, f"the report has no entry for {host}: {sorted(members)}"
+    return members[host]
+
+
+def assert_member_reported(run: Run, host: str, statuses: tuple[str, ...], *words: str) -> None:
+    """The report gives ``host`` one of ``statuses`` and a reason (containing ``words``)."""
+    entry = member_entry(run, host)
+    text = f"{entry.get('reason') or ''} {entry.get('details') or ''}"
+    assert entry["status"] in statuses and entry.get("reason"), f"{host} reported as {entry}"
+    missing = [word for word in words if word not in text]
+    assert not missing, f"{host}: the report does not say {missing}: {entry}"
+
+
+def problems_of(run: Run) -> list[dict[str, Any]]:
+    return list(report(run).get("problems") or [])
 
 
 def test_both_kms_unreachable_at_preflight(fleet: FaultFleet) -> None:
@@ -91,7 +106,11 @@ def test_both_kms_unreachable_at_preflight(fleet: FaultFleet) -> None:
     assert run.rc != 0, "the rotation succeeded with both KMS dead"
     touched = {host: why for host in HOSTS if (why := untouched(before[host], state[host]))}
     assert not touched, f"members touched although pre-flight failed: {touched}"
-    assert_reported(run, *SETS, *HOSTS)
+    assert report(run)["outcome"] == "preflight_failed", report(run)["lines"]
+    problems = problems_of(run)
+    named = {(p.get("set_name"), p.get("host")) for p in problems}
+    expected = {(name, host) for name, hosts in SETS.items() for host in hosts}
+    assert expected <= named, f"pre-flight problems name {sorted(named)}, not every set/member {sorted(expected)}"
     end(fleet, label)
     assert terms(fleet, f"{label}-after") == terms(fleet, f"{label}-before"), "an election happened"
     judged(fleet, f"{label}-before", f"{label}-after", label, [*SAFETY_CHECKS, "elections"], expect_elections=0)
@@ -110,6 +129,7 @@ def test_first_kms_killed_mid_rotation(fleet: FaultFleet) -> None:
     finally:
         fleet.start_kms("kmip1")
     assert run.rc == 0, f"the rotation failed after kmip1 died: {run.output[-3000:]}"
+    assert report(run)["outcome"] == "complete", report(run)["lines"]
     end(fleet, label)
     failovers = [
         host
@@ -126,6 +146,7 @@ def test_both_kms_killed_mid_rotation(fleet: FaultFleet) -> None:
     the re-run once the KMS is back finishes the job."""
     label = "kms-both-killed"
     begin(fleet, label)
+    started_at = time.time()
     try:
         with fleet.rotation(label) as process:
             victim = fleet.wait_first_member_down(process)
@@ -133,14 +154,19 @@ def test_both_kms_killed_mid_rotation(fleet: FaultFleet) -> None:
             fleet.kill_kms("kmip2")
             log(f"both KMS killed while {victim} was down")
             run = fleet.finish(process)
+        halted_at = time.time()
         assert run.rc != 0, "the rotation succeeded with both KMS dead"
+        assert report(run)["outcome"] == "halted", report(run)["lines"]
         down = {name: [h for h in members if fleet.member_down([h])] for name, members in SETS.items()}
         log(f"members down after the halt: {down}")
         for name, hosts in down.items():
             assert len(hosts) <= 1, f"{name}: {hosts} down at once after the halt"
             for host in hosts:
-                assert_reported(run, host)
-        assert_reported(run, victim)
+                assert_member_reported(run, host, ("failed",))
+        assert_member_reported(run, victim, ("failed",))
+        for name, info in report(run)["sets"].items():
+            if any(member_entry(run, h)["status"] == "failed" for h in SETS[name]):
+                assert info["status"] == "halted", f"{name}: a member failed but the set is {info['status']}"
     finally:
         for host in ("kmip1", "kmip2"):
             fleet.start_kms(host)
@@ -150,8 +176,18 @@ def test_both_kms_killed_mid_rotation(fleet: FaultFleet) -> None:
         if fleet.member_down([host]):
             fleet.start_member(host)
     fleet.wait_healthy()
-    rerun = fleet.rotate(f"{label}-rerun", *RERUN_ARGS)
+    # selection by key age: the members rotated by the halted run (keys younger than that run) are
+    # skipped, every other member (keys from before the scenario) is rotated
+    min_age_days = (time.time() - started_at) / 86400
+    log(
+        f"re-run with kmip_rotation_min_key_age_days={min_age_days:.6f}, {time.time() - halted_at:.0f} s after the halt"
+    )
+    rerun = fleet.rotate(f"{label}-rerun", f"--extra-vars=kmip_rotation_min_key_age_days={min_age_days:.6f}")
     assert rerun.rc == 0, f"the re-run did not finish: {rerun.output[-3000:]}"
+    assert report(rerun)["outcome"] in ("complete", "incomplete"), report(rerun)["lines"]
+    rotated_before = [h for h in HOSTS if member_entry(run, h)["status"] == "done"]
+    for host in rotated_before:
+        assert_member_reported(rerun, host, ("skipped",), "younger than")
     end(fleet, label)
     # over both runs: every member rotated exactly once, one election per set, nothing lost, never
     # two down; a rotation stopped by the KMS's death may leave a registered key nobody uses
@@ -187,7 +223,9 @@ def test_member_that_does_not_come_back(fleet: FaultFleet) -> None:
         fleet.exec(victim, "systemctl", "daemon-reload")
     assert run.rc != 0, "the rotation reported success with a member that did not come back"
     assert still_down, f"{victim} is up although systemd could not start it"
-    assert_reported(run, victim)
+    assert_member_reported(run, victim, ("failed",))
+    assert report(run)["sets"]["rs1"]["status"] == "halted", report(run)["lines"]
+    assert report(run)["sets"]["cfg"]["status"] == "complete", report(run)["lines"]
     rs1_primary = primary_before["rs1"]
     assert not untouched(before[rs1_primary], state[rs1_primary]), f"rs1's primary {rs1_primary} was touched"
     for host in SETS["rs1"]:
@@ -218,7 +256,8 @@ def test_no_electable_secondary(fleet: FaultFleet) -> None:
         fleet.set_priorities("rs1", dict.fromkeys(others, 1.0))
     assert not untouched(before[rs1_primary], state[rs1_primary]), f"rs1's primary {rs1_primary} was touched"
     assert not untouched(before[rs1_primary], after[rs1_primary])
-    assert_reported(run, rs1_primary)
+    assert_member_reported(run, rs1_primary, ("skipped", "failed"), "electable")
+    assert report(run)["sets"]["cfg"]["status"] == "complete", report(run)["lines"]
     assert terms(fleet, f"{label}-after")["rs1"] == terms(fleet, f"{label}-before")["rs1"], "rs1 held an election"
     judged(fleet, f"{label}-before", f"{label}-after", label, SAFETY_CHECKS)
     judged(fleet, f"{label}-before", f"{label}-after", label, ["elections", "keys", "configs"], sets="cfg")
@@ -242,7 +281,8 @@ def test_leftover_key_db_rotation(fleet: FaultFleet) -> None:
         f"{victim} was touched: {untouched(before[victim], state[victim])}"
     )
     assert "key.db.rotation" in state[victim]["dbpath"], "the leftover key.db.rotation was removed without the operator"
-    assert_reported(run, victim, "key.db.rotation")
+    named = [p for p in problems_of(run) if p.get("host") == victim] or [member_entry(run, victim)]
+    assert "key.db.rotation" in str(named), f"the report does not tell about {victim}'s key.db.rotation: {named}"
     judged(fleet, f"{label}-before", f"{label}-after", label, SAFETY_CHECKS)
 
 
