@@ -64,16 +64,21 @@ FORKS = 16
 class Fleet:
     """The benchmark's hosts: the shared playbooks run with this fleet's environment."""
 
-    def __init__(self, sets: int, state_dir: Path, log_dir: Path) -> None:
-        self.names = [f"rs{index}" for index in range(1, sets + 1)]
+    def __init__(
+        self, sets: int, state_dir: Path, log_dir: Path, net: str = NET, prefix: str = PREFIX, spec: str = ""
+    ) -> None:
+        # spec: KMIPOPS_TEST_FLEET of a fleet brought up elsewhere (e.g. the fault scenarios' kept one)
+        self.spec = spec or ",".join(f"rs{index}" for index in range(1, sets + 1))
+        self.names = [entry.split(":")[0] for entry in self.spec.split(",")]
+        self.prefix = prefix
         self.state_dir = state_dir
         self.log_dir = log_dir
         self.env = {
             **os.environ,
-            "KMIPOPS_TEST_PREFIX": PREFIX,
-            "KMIPOPS_TEST_NET": NET,
+            "KMIPOPS_TEST_PREFIX": prefix,
+            "KMIPOPS_TEST_NET": net,
             "KMIPOPS_TEST_STATE_DIR": str(state_dir),
-            "KMIPOPS_TEST_FLEET": ",".join(self.names),
+            "KMIPOPS_TEST_FLEET": self.spec,
             "ANSIBLE_FORKS": str(FORKS),
             "ANSIBLE_FORCE_COLOR": "0",
         }
@@ -153,7 +158,7 @@ class RawHands:
         ]
 
     def _exec(self, host: str, *argv: str, stdin: str | None = None) -> str:
-        command = [*self.podman_env, "exec", *(["-i"] if stdin else []), PREFIX + host, *argv]
+        command = [*self.podman_env, "exec", *(["-i"] if stdin else []), self.prefix + host, *argv]
         return subprocess.run(command, input=stdin, capture_output=True, text=True, check=True).stdout
 
     def _caught_up(self, host: str) -> bool:
@@ -255,6 +260,9 @@ def main() -> int:
         "--state-dir", type=Path, help="the fleet's state directory; a fleet already up there (--keep) is reused"
     )
     parser.add_argument("--up-only", action="store_true", help="bring the fleet up, keep it, measure nothing")
+    parser.add_argument("--net", default=NET, help="with --state-dir: the kept fleet's /24 (default %(default)s)")
+    parser.add_argument("--prefix", default=PREFIX, help="with --state-dir: its container prefix")
+    parser.add_argument("--fleet-spec", default="", help="with --state-dir: its KMIPOPS_TEST_FLEET (default rs1..rsN)")
     args = parser.parse_args()
     counts = sorted({int(n) for n in args.sets.split(",")})
     if counts[0] < 1 or counts[-1] > 8:
@@ -266,11 +274,13 @@ def main() -> int:
     args.keep = args.keep or args.up_only
     log_dir = REPO_ROOT / ".build" / "bench-rotation-logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    fleet = Fleet(counts[-1], state_dir, log_dir)
+    fleet = Fleet(counts[-1], state_dir, log_dir, args.net, args.prefix, args.fleet_spec)
+    if len(fleet.names) < counts[-1]:
+        parser.error(f"--sets: the fleet has {len(fleet.names)} replica sets")
     if args.destroy_only:
         fleet.playbook("molecule/rotation/destroy.yml", label="destroy")
         return 0
-    lines = header(f"rotation fleet scaling: {len(fleet.names)} replica sets x 3 members, podman containers")
+    lines = header(f"rotation fleet scaling: {counts[-1]} replica sets x 3 members, podman containers")
     lines.append("fleet: podman containers (systemd, mongod.service) running the PSMDB emulator, 2 PyKMIP servers")
     lines.append(f"waves arm: {args.waves} {args.waves_args}")
     lines.append(f"naive arm: {args.naive} {args.naive_args}")
