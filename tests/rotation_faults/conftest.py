@@ -44,3 +44,10 @@ def fleet() -> Iterator[FaultFleet]:
             shutil.rmtree(state_dir, ignore_errors=True)
         else:
             log(f"hosts kept; state in {state_dir}")
+
+
+@pytest.fixture(autouse=True)
+def _no_background_left(fleet: FaultFleet) -> Iterator[None]:
+    """A scenario that fails leaves no writer or sampler running for the next one."""
+    yield
+    fleet.stop_all_background()

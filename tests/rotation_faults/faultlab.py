@@ -206,7 +206,7 @@ class FaultFleet:
         return seconds
 
     def destroy(self) -> None:
-        self.stop_background()
+        self.stop_all_background()
         self.playbook("molecule/rotation/destroy.yml", label="destroy", check=False)
 
     def wait_healthy(self, timeout: float = 240) -> None:
@@ -223,6 +223,14 @@ class FaultFleet:
                 f"fleet_{name}", "start", f"--fleet={self.fleet_json}", f"--dir={self.rotation_dir}", f"--label={label}"
             )
         self._background_label = label
+
+    def stop_all_background(self) -> None:
+        """Stop every writer and sampler that a failed scenario left running (by their PID files)."""
+        for pid_file in sorted(self.rotation_dir.glob("*.pid")):
+            name, _, label = pid_file.stem.partition("-")
+            if name in ("writer", "sampler"):
+                self.tool(f"fleet_{name}", "stop", f"--dir={self.rotation_dir}", f"--label={label}", check=False)
+        self._background_label = None
 
     def stop_background(self) -> dict[str, Any]:
         label = getattr(self, "_background_label", None)
@@ -336,7 +344,7 @@ class FaultFleet:
                 return host
         return None
 
-    def wait_first_member_down(self, process: subprocess.Popen[bytes], timeout: float = 300) -> str:
+    def wait_first_member_down(self, process: subprocess.Popen[bytes], timeout: float = 1200) -> str:
         def down() -> str | None:
             if process.poll() is not None:
                 raise AssertionError(f"the rotation ended (rc {process.returncode}) before any member went down")
