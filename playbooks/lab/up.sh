@@ -52,7 +52,7 @@ fi
 
 echo
 # the role's own report, as the playbook printed it (its last play), then the harness's judgement
-sed -n '/kmip_rotation report/,$p' "$rotation_dir/rotation-main.log" | head -60 || true
+awk '/mongod_fleet : Show the report\]/ {on = 1} on {print} on && /^}/ {exit}' "$rotation_dir/rotation-main.log" || true
 # shellcheck disable=SC2154  # kmipops_venv: molecule/shared/env.sh, through env.sh
 "$kmipops_venv/bin/python" "$lab_shared/files/rotation_summary.py" --check "$rotation_dir/report-main.json" \
   --run "$rotation_dir/rotation-main.json"
