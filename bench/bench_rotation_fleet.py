@@ -1,6 +1,6 @@
 # Copyright: kmipops.psmdb contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Fleet scaling of a master key rotation (issue 11): T(N)/T(1) of a waves playbook vs a naive one.
+"""Fleet scaling and per-member overhead of a master key rotation (issue 11): waves vs a naive serial: 1 play.
 
 The fleet is the Molecule rotation scenario's, at a bigger size: two PyKMIP servers and the
 largest N of ``--sets`` replica sets of three PSMDB-emulator members, each host a podman
@@ -12,17 +12,26 @@ its ansible-playbook run, the fleet healthy again before the next run (fleet_too
 wait-healthy, not timed); an unmeasured warm-up rotation of the first set comes first.
 Printed: T per arm and N, T(N)/T(1) per arm, and waves/naive per N.
 
-- ``--waves``: the playbook that rotates the sets in waves (the collection's
-  playbooks/rotate_master_key.yml once it exists); ``--waves-args``: its arguments, where
-  ``{hosts}`` becomes the host pattern of the first N sets (``replset_rs1:replset_rs2``).
+- ``--waves``: the playbook that rotates the sets in waves, default the collection's
+  playbooks/rotate_master_key.yml; ``--waves-args``: its arguments, where ``{hosts}`` becomes
+  the host pattern of the first N sets (``replset_rs1:replset_rs2``) and ``{report}`` a JSON
+  report path (kmip_rotation_report_path).
 - ``--naive``: a ``serial: 1`` play over the same hosts; default the by-hand
   molecule/rotation/manual_rotation.yml (secondaries one at a time, then each primary).
 
-Until the collection has its rotation playbook, both arms default to the by-hand playbook: that
-run proves the plumbing, not the waves. Goal of issue 11: waves T(4)/T(1) <= 1.5; naive grows
-with N. Needs root and podman (like `make molecule`); take the Molecule lock:
+Per-member overhead (``--overhead``, default on): after the scaling runs, in the same run, the
+role's time per member (the ``durations`` its JSON report gives for each member of the first
+set, from the waves run of N=1) minus the raw time of the same member rotated by hand by this
+script, with no Ansible at all: ``systemctl stop``; one exec that removes keyIdentifier, runs
+``mongod --kmipRotateMasterKey`` as the mongod user and writes the new id from log line 29111;
+``systemctl start``; then polling (every 0.2 s) until the primary sees the member SECONDARY and
+its lag <= 5 s. The primary is stepped down first (not counted in the raw time, as the role's
+per-member time may not count it either: both are printed). Goal: <= 3 s.
 
-    flock /tmp/kmipops-lock-molecule .venv/bin/python bench/bench_rotation_fleet.py --sets 1,2,4
+Goal of issue 11: waves T(4)/T(1) <= 1.5; naive grows with N. Needs root and podman (like
+`make molecule`); it has its own addresses and containers, take its lock:
+
+    flock /tmp/kmipops-lock-bench .venv/bin/python bench/bench_rotation_fleet.py --sets 1,2,4
 """
 
 from __future__ import annotations
@@ -43,6 +52,8 @@ NET = "127.0.13"
 PREFIX = "kmipops-bench-"
 MANUAL = "molecule/rotation/manual_rotation.yml"
 MANUAL_ARGS = "-e kmipops_manual_hosts={hosts}"
+WAVES = "playbooks/rotate_master_key.yml"
+WAVES_ARGS = "-e kmip_rotation_hosts={hosts} -e kmip_rotation_report_path={report}"
 SHARED = REPO_ROOT / "molecule" / "shared"
 INVENTORY = [SHARED / "inventory" / "hosts.yml", REPO_ROOT / "molecule" / "rotation" / "inventory" / "fleet.py"]
 TOOLS = SHARED / "files"
@@ -53,16 +64,21 @@ FORKS = 16
 class Fleet:
     """The benchmark's hosts: the shared playbooks run with this fleet's environment."""
 
-    def __init__(self, sets: int, state_dir: Path, log_dir: Path) -> None:
-        self.names = [f"rs{index}" for index in range(1, sets + 1)]
+    def __init__(
+        self, sets: int, state_dir: Path, log_dir: Path, net: str = NET, prefix: str = PREFIX, spec: str = ""
+    ) -> None:
+        # spec: KMIPOPS_TEST_FLEET of a fleet brought up elsewhere (e.g. the fault scenarios' kept one)
+        self.spec = spec or ",".join(f"rs{index}" for index in range(1, sets + 1))
+        self.names = [entry.split(":")[0] for entry in self.spec.split(",")]
+        self.prefix = prefix
         self.state_dir = state_dir
         self.log_dir = log_dir
         self.env = {
             **os.environ,
-            "KMIPOPS_TEST_PREFIX": PREFIX,
-            "KMIPOPS_TEST_NET": NET,
+            "KMIPOPS_TEST_PREFIX": prefix,
+            "KMIPOPS_TEST_NET": net,
             "KMIPOPS_TEST_STATE_DIR": str(state_dir),
-            "KMIPOPS_TEST_FLEET": ",".join(self.names),
+            "KMIPOPS_TEST_FLEET": self.spec,
             "ANSIBLE_FORKS": str(FORKS),
             "ANSIBLE_FORCE_COLOR": "0",
         }
@@ -99,15 +115,136 @@ class Fleet:
         return ":".join(f"replset_{name}" for name in self.names[:count])
 
 
-def arm_args(template: str, hosts: str) -> list[str]:
-    return shlex.split(template.replace("{hosts}", hosts))
+def arm_args(template: str, hosts: str, report: Path | None = None) -> list[str]:
+    return shlex.split(template.replace("{hosts}", hosts).replace("{report}", str(report or "/dev/null")))
+
+
+# One exec on the member: what an operator types between `systemctl stop` and `systemctl start`
+# (remove keyIdentifier, rotate as the mongod user, write the new id from log line 29111).
+RAW_ROTATE = r"""
+import json, re, subprocess
+conf = open("/etc/mongod.conf", encoding="utf-8").read()
+indent = re.search(r"\n( +)serverName:", conf).group(1)
+conf = re.sub(r"\n +keyIdentifier:[^\n]*", "", conf)
+open("/etc/mongod.conf", "w", encoding="utf-8").write(conf)
+subprocess.run(["runuser", "-u", "mongod", "--", "/usr/bin/mongod", "--config", "/etc/mongod.conf",
+                "--kmipRotateMasterKey"], check=True, stdout=subprocess.DEVNULL)
+with open("/var/log/mongodb/mongod.log", encoding="utf-8", errors="replace") as log:
+    line = [l for l in log if re.search(r'"id": ?29111[,}]', l)][-1]
+new = json.loads(line)["attr"]["newKeyIdentifier"]["kmipKeyIdentifier"]
+line = "\n" + indent + "keyIdentifier: '" + new + "'"
+conf = re.sub(r"(\n +serverName:[^\n]*)", lambda m: m.group(1) + line, conf, count=1)
+open("/etc/mongod.conf", "w", encoding="utf-8").write(conf)
+print(new)
+"""
+
+
+class RawHands:
+    """The raw by-hand rotation of one member, timed step by step, without Ansible."""
+
+    def __init__(self, fleet: Fleet) -> None:
+        sys.path.insert(0, str(TOOLS))
+        import fleet_lib  # the harness's pymongo helpers (molecule/shared/files)
+
+        self.lib = fleet_lib
+        os.environ["KMIPOPS_ADMIN_PASSWORD"] = (fleet.state_dir / "admin-password").read_text().split()[0]
+        self.fleet = fleet_lib.Fleet.load(fleet.state_dir / "rotation" / "fleet.json")
+        self.fleet.install_resolver()
+        self.podman_env = [
+            "bash",
+            "-c",
+            'source "$0" && exec podman "$@"',
+            str(REPO_ROOT / "tests/images/podman-env.sh"),
+        ]
+
+    def _exec(self, host: str, *argv: str, stdin: str | None = None) -> str:
+        command = [*self.podman_env, "exec", *(["-i"] if stdin else []), self.prefix + host, *argv]
+        return subprocess.run(command, input=stdin, capture_output=True, text=True, check=True).stdout
+
+    def _caught_up(self, host: str) -> bool:
+        member = self.fleet.member(host)
+        _primary, status = self.lib.find_primary(self.fleet, member.replset)
+        entries = {m["name"]: m for m in status["members"]}
+        entry = entries[member.name]
+        primary = next(m for m in status["members"] if m["stateStr"] == "PRIMARY")
+        lag = (primary["optimeDate"] - entry["optimeDate"]).total_seconds() if entry.get("optimeDate") else None
+        return entry["stateStr"] == "SECONDARY" and entry.get("health") == 1 and lag is not None and lag <= 5
+
+    def step_down(self, host: str) -> float:
+        started = time.monotonic()
+        member = self.fleet.member(host)
+        with self.lib.member_client(self.fleet, member) as client:
+            try:
+                client.admin.command("replSetStepDown", 60, secondaryCatchUpPeriodSecs=10)
+            except Exception as exc:  # the old primary may drop the connection
+                if "primary" not in str(exc).lower():
+                    raise
+        self.lib.wait_for(
+            lambda: self.lib.find_primary(self.fleet, member.replset)[0].host != host,
+            120,
+            f"a new primary of {member.replset}",
+            interval=0.2,
+        )
+        return time.monotonic() - started
+
+    def rotate(self, host: str) -> dict[str, float]:
+        steps: dict[str, float] = {}
+        mark = time.monotonic()
+        self._exec(host, "systemctl", "stop", "mongod.service")
+        steps["stop"], mark = time.monotonic() - mark, time.monotonic()
+        self._exec(host, "/usr/bin/python3", "-", stdin=RAW_ROTATE)
+        steps["rotate"], mark = time.monotonic() - mark, time.monotonic()
+        self._exec(host, "systemctl", "start", "mongod.service")
+        steps["start"], mark = time.monotonic() - mark, time.monotonic()
+        self.lib.wait_for(lambda: self._caught_up(host), 300, f"{host} SECONDARY and caught up", interval=0.2)
+        steps["catch_up"] = time.monotonic() - mark
+        steps["total"] = sum(steps.values())
+        return steps
+
+
+def role_member_seconds(report: object) -> dict[str, float]:
+    """Per member, the role's time for it, from the role's JSON report (kmip_rotation_report_path).
+
+    Accepts the report's member entries wherever they are: any mapping with a host name
+    (``member``/``host``/``name``/key of a ``members`` mapping) and a duration in seconds
+    (``seconds``, ``duration_s``, ``duration``, or ``durations.total``).
+    """
+    found: dict[str, float] = {}
+
+    def seconds_of(entry: dict[str, object]) -> float | None:
+        for key in ("seconds", "duration_s", "duration_seconds", "duration"):
+            if isinstance(entry.get(key), int | float):
+                return float(entry[key])  # type: ignore[arg-type]
+        durations = entry.get("durations")
+        if isinstance(durations, dict):
+            for key in ("total", "total_s", "member", "seconds"):
+                if isinstance(durations.get(key), int | float):
+                    return float(durations[key])
+        return None
+
+    def walk(node: object, name: str | None = None) -> None:
+        if isinstance(node, dict):
+            host = next(
+                (node[k] for k in ("member", "host", "inventory_hostname") if isinstance(node.get(k), str)), name
+            )
+            value = seconds_of(node)
+            if host and value is not None and str(host).startswith("mongo"):
+                found[str(host).split(":")[0]] = value
+            for key, child in node.items():
+                walk(child, key if isinstance(key, str) and key.startswith("mongo") else None)
+        elif isinstance(node, list):
+            for child in node:
+                walk(child)
+
+    walk(report)
+    return found
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sets", default="1,2,4", help="the N to measure, comma-separated (default 1,2,4)")
-    parser.add_argument("--waves", default=MANUAL, help="the waves arm's playbook (repository-relative)")
-    parser.add_argument("--waves-args", default=MANUAL_ARGS, help="its arguments; {hosts} = the sets' host pattern")
+    parser.add_argument("--waves", default=WAVES, help="the waves arm's playbook (repository-relative)")
+    parser.add_argument("--waves-args", default=WAVES_ARGS, help="its arguments; {hosts}, {report} as above")
     parser.add_argument("--naive", default=MANUAL, help="the naive serial: 1 arm's playbook")
     parser.add_argument("--naive-args", default=MANUAL_ARGS, help="its arguments; {hosts} as above")
     parser.add_argument(
@@ -116,34 +253,57 @@ def main() -> int:
         action="store_false",
         help="skip the unmeasured first rotation (of the first set, naive arm) that absorbs first-run costs",
     )
+    parser.add_argument("--no-overhead", dest="overhead", action="store_false", help="skip the per-member overhead")
     parser.add_argument("--keep", action="store_true", help="leave the fleet up (remove it with --destroy-only)")
     parser.add_argument("--destroy-only", action="store_true", help="only remove a fleet left by --keep")
+    parser.add_argument(
+        "--state-dir", type=Path, help="the fleet's state directory; a fleet already up there (--keep) is reused"
+    )
+    parser.add_argument("--up-only", action="store_true", help="bring the fleet up, keep it, measure nothing")
+    parser.add_argument("--net", default=NET, help="with --state-dir: the kept fleet's /24 (default %(default)s)")
+    parser.add_argument("--prefix", default=PREFIX, help="with --state-dir: its container prefix")
+    parser.add_argument("--fleet-spec", default="", help="with --state-dir: its KMIPOPS_TEST_FLEET (default rs1..rsN)")
     args = parser.parse_args()
     counts = sorted({int(n) for n in args.sets.split(",")})
     if counts[0] < 1 or counts[-1] > 8:
         parser.error("--sets: between 1 and 8 replica sets")
 
-    state_dir = Path(tempfile.mkdtemp(prefix="bench-rotation-"))
+    state_dir = args.state_dir or Path(tempfile.mkdtemp(prefix="bench-rotation-"))
+    state_dir.mkdir(parents=True, exist_ok=True)
+    reuse = (state_dir / "rotation" / "fleet.json").exists()
+    args.keep = args.keep or args.up_only
     log_dir = REPO_ROOT / ".build" / "bench-rotation-logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    fleet = Fleet(counts[-1], state_dir, log_dir)
+    fleet = Fleet(counts[-1], state_dir, log_dir, args.net, args.prefix, args.fleet_spec)
+    if len(fleet.names) < counts[-1]:
+        parser.error(f"--sets: the fleet has {len(fleet.names)} replica sets")
     if args.destroy_only:
         fleet.playbook("molecule/rotation/destroy.yml", label="destroy")
         return 0
-    lines = header(f"rotation fleet scaling: {len(fleet.names)} replica sets x 3 members, podman containers")
+    lines = header(f"rotation fleet scaling: {counts[-1]} replica sets x 3 members, podman containers")
+    lines.append("fleet: podman containers (systemd, mongod.service) running the PSMDB emulator, 2 PyKMIP servers")
     lines.append(f"waves arm: {args.waves} {args.waves_args}")
     lines.append(f"naive arm: {args.naive} {args.naive_args}")
     if args.waves == args.naive and args.waves_args == args.naive_args:
         lines.append("(both arms run the same playbook: this run proves the plumbing, not the waves)")
     times: dict[str, dict[int, float]] = {"waves": {}, "naive": {}}
+    reports: dict[int, Path] = {}
+    overhead_lines: list[str] = []
     try:
-        print(f"bringing up {len(fleet.names)} sets ({state_dir}, logs in {log_dir})", flush=True)
-        bring_up = sum(
-            fleet.playbook(f"molecule/shared/{step}.yml", label=step) for step in ("create", "prepare", "converge")
-        )
-        fleet.playbook("molecule/rotation/describe.yml", label="describe")
+        if reuse:
+            print(f"reusing the fleet of {state_dir} (logs in {log_dir})", flush=True)
+            lines.append(f"fleet reused from an earlier bring-up ({state_dir})")
+        else:
+            print(f"bringing up {len(fleet.names)} sets ({state_dir}, logs in {log_dir})", flush=True)
+            bring_up = sum(
+                fleet.playbook(f"molecule/shared/{step}.yml", label=step) for step in ("create", "prepare", "converge")
+            )
+            fleet.playbook("molecule/rotation/describe.yml", label="describe")
+            lines.append(f"bring-up (create, prepare, converge): {bring_up:.0f} s")
         fleet.tool("wait-healthy", "--timeout=300")
-        lines.append(f"bring-up (create, prepare, converge): {bring_up:.0f} s")
+        if args.up_only:
+            print(f"fleet up; measure with --state-dir {state_dir}", flush=True)
+            return 0
         arms = {"waves": (args.waves, args.waves_args), "naive": (args.naive, args.naive_args)}
         if args.warm_up:
             # the first rotation after bring-up is slower (seen: +40 %), whichever arm runs it
@@ -154,10 +314,15 @@ def main() -> int:
             order = ["waves", "naive"] if index % 2 == 0 else ["naive", "waves"]
             for arm in order:
                 playbook, template = arms[arm]
+                report = state_dir / f"report-{arm}-N{count}.json"
+                if arm == "waves":
+                    reports[count] = report
                 times[arm][count] = fleet.playbook(
-                    playbook, *arm_args(template, fleet.hosts(count)), label=f"{arm}-N{count}"
+                    playbook, *arm_args(template, fleet.hosts(count), report), label=f"{arm}-N{count}"
                 )
                 fleet.tool("wait-healthy", f"--sets={','.join(fleet.names[:count])}", "--timeout=300")
+        if args.overhead:
+            overhead_lines = measure_overhead(fleet, reports.get(counts[0]))
     finally:
         if not args.keep:
             fleet.playbook("molecule/rotation/destroy.yml", label="destroy")
@@ -174,8 +339,44 @@ def main() -> int:
             f"{count:>3} {waves:>8.1f}s {naive:>8.1f}s {waves / times['waves'][base]:>18.2f} "
             f"{naive / times['naive'][base]:>18.2f} {waves / naive:>12.2f}"
         )
+    lines += overhead_lines
     write_results("bench_rotation_fleet", lines)
     return 0
+
+
+def measure_overhead(fleet: Fleet, report_file: Path | None) -> list[str]:
+    """The role's per-member time (its report, first set, waves run) minus the raw by-hand time, same members."""
+    lines = ["", "per-member overhead, set " + fleet.names[0] + " (role's report vs raw by hand, same run):"]
+    if report_file is None or not report_file.exists():
+        return [*lines, f"  no role report at {report_file}: overhead not measured"]
+    role = role_member_seconds(json.loads(report_file.read_text()))
+    if not role:
+        return [*lines, f"  the role's report {report_file} gives no per-member duration: overhead not measured"]
+    hands = RawHands(fleet)
+    roles = fleet.tool("roles", f"--sets={fleet.names[0]}")
+    members = [h for h, state in roles["members"].items() if state == "SECONDARY"]
+    members += [h for h, state in roles["members"].items() if state == "PRIMARY"]
+    lines.append(
+        f"  {'member':<8} {'role s':>7} {'raw s':>7} {'stop':>6} {'rotate':>7} {'start':>6} {'catch-up':>9} "
+        f"{'step-down':>10} {'overhead s':>11}"
+    )
+    overheads = []
+    for host in members:
+        step_down = hands.step_down(host) if roles["members"][host] == "PRIMARY" else 0.0
+        raw = hands.rotate(host)
+        if host not in role:
+            lines.append(f"  {host:<8} (not in the role's report)")
+            continue
+        overhead = role[host] - raw["total"]
+        overheads.append(overhead)
+        lines.append(
+            f"  {host:<8} {role[host]:>7.1f} {raw['total']:>7.1f} {raw['stop']:>6.1f} {raw['rotate']:>7.1f} "
+            f"{raw['start']:>6.1f} {raw['catch_up']:>9.1f} {step_down:>10.1f} {overhead:>11.1f}"
+        )
+    fleet.tool("wait-healthy", f"--sets={fleet.names[0]}", "--timeout=300")
+    if overheads:
+        lines.append(f"  mean overhead per member: {sum(overheads) / len(overheads):.1f} s (goal <= 3 s)")
+    return lines
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@
 # real path, so a symlink is not enough: copy the files git knows (tracked and untracked but
 # not ignored) into .build/sanity/. The PSMDB emulator and the PyKMIP test lab are test tools,
 # not collection content (galaxy.yml build_ignore), so they are left out of the copy. So are the
-# pytest suites (tests/unit, tests/integration): ruff checks them, and leaving them out keeps
+# pytest suites (tests/unit, tests/integration, tests/rotation_faults): ruff checks them, and leaving them out keeps
 # sanity's pylint run short on a 2-core machine.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -32,7 +32,7 @@ rm -rf "$dest"
 mkdir -p "$dest"
 cd "$repo"
 git ls-files -z --cached --others --exclude-standard \
-  | grep -z -v -E '^(tests/psmdb_emulator|tests/kmiplab|tests/images|tests/unit|tests/integration|bench|molecule|\.ci)/' \
+  | grep -z -v -E '^(tests/psmdb_emulator|tests/kmiplab|tests/images|tests/unit|tests/integration|tests/rotation_faults|bench|molecule|\.ci)/' \
   | while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done \
   | tar --null -T - -cf - | tar -C "$dest" -xf -
 
