@@ -97,8 +97,10 @@ def valid_args(module: str, files: dict[str, str], nobody: str, kmip_port: int) 
         return args
     if module == "mongod_rotate_master_key":
         return {"config": files["conf"], "binary": "/nonexistent/mongod", "new_key_identifier": "k1"}
+    if module == "mongod_dbpath":
+        return {"state": "set_aside", "config": files["conf"], "service_name": ""}
     args = {"login_host": nobody, "login_port": 27017, "timeout_ms": 500}
-    if module == "mongod_encryption_info":
+    if module in ("mongod_encryption_info", "mongod_conversion_info"):
         args["config"] = files["conf"]
     return args
 
