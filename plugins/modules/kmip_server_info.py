@@ -26,6 +26,10 @@ description:
   - Computes RV(selected_server), the server mongod would use (the first in order that works), and with
     O(key_identifier) does what mongod does at start on it (Get Attributes State, then Get) and reports
     whether mongod could use the key. The key bytes are never returned.
+  - With a key identifier, a working server that answers Item Not Found for the key the selected server
+    holds is a warning in RV(problems): mongod moves on to the next server when one fails (a timed-out key
+    state poll is enough) but takes Item Not Found for an absent key and shuts down. Every server of
+    O(server_name) must serve the same keys (one KMS cluster).
   - Options can be read from an existing mongod.conf with O(mongod_config); options given to the module
     override them.
   - Fails when mongod could not start with this setup, unless O(fail_on_problems=false). Options that

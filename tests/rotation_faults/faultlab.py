@@ -5,9 +5,9 @@
 The fleet is the Molecule rotation scenario's (molecule/shared create/prepare/converge with
 molecule/rotation/inventory/fleet.py): kmip1, kmip2 and the sets ``cfg`` (configsvr, mongo1-3)
 and ``rs1`` (shardsvr, mongo4-6), podman containers running systemd and the PSMDB emulator, on
-127.0.15.0/24 with containers ``kmipops-flt-*``. One difference: both PyKMIP servers share one
-database (KMIPOPS_TEST_KMS_SHARED_DIR, see create.yml), like a clustered KMS, so that a member
-whose first serverName is dead really fails over to the second one.
+127.0.15.0/24 with containers ``kmipops-flt-*``. As in every test fleet, both PyKMIP servers share
+one database (create.yml; KMIPOPS_TEST_KMS_SHARED_DIR says where), like a clustered KMS, so that a
+member whose first serverName is dead really fails over to the second one.
 
 Snapshots write the same files as molecule/rotation/snapshot.yml (``members-``, ``kms-``,
 ``replset-<label>.json``) so that molecule/shared/files/fleet_check.py judges them, but through

@@ -300,11 +300,36 @@ def server_problems(reports: list[ServerReport], selected: ServerReport | None, 
             problems.append(
                 Problem(where, "Discover Versions does not list KMIP 1.0, the only version PSMDB speaks", "warning")
             )
+    problems.extend(key_spread_problems(reports, selected))
     if kmip_version != "1.0":
         problems.append(
             Problem("kmip_version", f"checked with KMIP {kmip_version}; PSMDB itself speaks only KMIP 1.0", "warning")
         )
     return problems
+
+
+def key_spread_problems(reports: list[ServerReport], selected: ServerReport | None) -> list[Problem]:
+    """A server that answers Item Not Found for the key the selected server holds.
+
+    mongod moves on to the next server of serverName when one fails (timeout, TLS, any status but
+    Item Not Found) - at start and at every key state poll - but takes Item Not Found as "the key
+    is absent" and shuts down (29121, exit 1001). So every server listed must serve the same keys
+    (one clustered KMS); otherwise one timed-out poll of the first server takes mongod down.
+    """
+    if selected is None or not selected.key_found:
+        return []
+    return [
+        Problem(
+            report.endpoint.label,
+            f"the server answered Item Not Found for the key {selected.endpoint.label} holds: if "
+            f"{selected.endpoint.label} fails once (a timed-out key state poll is enough), mongod moves on to "
+            "this server, takes the key for absent and shuts down (29121). List only servers of one KMS cluster "
+            "that replicates its keys",
+            "warning",
+        )
+        for report in reports
+        if report is not selected and report.ok and report.key_found is False
+    ]
 
 
 def server_notes(reports: list[ServerReport]) -> list[Note]:

@@ -173,6 +173,27 @@ def problems(
     return [p.as_result() for p in kmip_probe.server_problems(reports, selected, version)]
 
 
+def test_a_later_server_without_the_selected_servers_key_is_a_warning() -> None:
+    # mongod moves on after a timeout but shuts down on Item Not Found (psmdb-kmip.md section 6)
+    first, second, down = report("kmip1"), report("kmip2"), report("kmip3", ok=False)
+    first.key_found, second.key_found = True, False
+    found = {p["where"]: p for p in problems([first, second, down], first)}
+    assert sorted(found) == ["kmip2:5696", "kmip3:5696"]  # kmip3: unreachable, its keys unknown
+    assert found["kmip2:5696"]["severity"] == "warning"
+    assert "Item Not Found" in found["kmip2:5696"]["message"] and "29121" in found["kmip2:5696"]["message"]
+
+
+def test_servers_that_share_the_key_or_probe_no_key_give_no_spread_warning() -> None:
+    first, second = report("kmip1"), report("kmip2")
+    first.key_found = second.key_found = True
+    assert problems([first, second], first) == []
+    assert problems([report("kmip1"), report("kmip2")], None) == []  # no key identifier probed
+    missing_everywhere = [report("kmip1"), report("kmip2")]
+    for item in missing_everywhere:
+        item.key_found = False
+    assert problems(missing_everywhere, missing_everywhere[0]) == []  # the selected key check says absent
+
+
 def test_a_failing_server_is_a_warning_while_another_works_and_an_error_when_none_does() -> None:
     good, bad = report("kmip1"), report("kmip2", ok=False)
     assert [p["severity"] for p in problems([good, bad], good)] == ["warning"]
