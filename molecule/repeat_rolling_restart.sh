@@ -17,8 +17,12 @@ keep=${2:-}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=molecule/shared/env.sh
 source "$here/shared/env.sh"
-export KMIPOPS_TEST_PREFIX=kmipops-mol-
-export KMIPOPS_TEST_NET=127.0.11
+# The default scenario's hosts, or (KMIPOPS_REPEAT_PREFIX/KMIPOPS_REPEAT_NET, with its own
+# MOLECULE_EPHEMERAL_DIRECTORY) a second copy of them beside a `make molecule` run, e.g.
+#   KMIPOPS_REPEAT_PREFIX=kmipops-rep- KMIPOPS_REPEAT_NET=127.0.17 \
+#   MOLECULE_EPHEMERAL_DIRECTORY=$PWD/.build/molecule-repeat flock /tmp/kmipops-lock-molecule-repeat ...
+export KMIPOPS_TEST_PREFIX=${KMIPOPS_REPEAT_PREFIX:-kmipops-mol-}
+export KMIPOPS_TEST_NET=${KMIPOPS_REPEAT_NET:-127.0.11}
 unset KMIPOPS_TEST_STATE_DIR
 export ANSIBLE_FORCE_COLOR=0
 cd "$kmipops_repo"
