@@ -27,7 +27,7 @@ description:
     O(key_identifier) does what mongod does at start on it (Get Attributes State, then Get) and reports
     whether mongod could use the key. The key bytes are never returned.
   - With a key identifier, a working server that answers Item Not Found for the key the selected server
-    holds is a warning in RV(problems): mongod moves on to the next server when one fails (a timed-out key
+    holds is a warning in RV(problems), because mongod moves on to the next server when one fails (a timed-out key
     state poll is enough) but takes Item Not Found for an absent key and shuts down. Every server of
     O(server_name) must serve the same keys (one KMS cluster).
   - Options can be read from an existing mongod.conf with O(mongod_config); options given to the module
