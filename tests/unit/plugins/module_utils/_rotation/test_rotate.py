@@ -30,7 +30,18 @@ from ansible_collections.kmipops.psmdb.plugins.module_utils._rotation.rotate imp
 )
 from unit.utils.rotation_member import ROTATE_OK, FakeMember, make_member, rotation, storage_bson_bytes
 
-TEMP_PREFIX = os.path.join(tempfile.gettempdir(), "kmipops-rotation-")
+@pytest.fixture(autouse=True)
+def private_tempdir(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Give each test its own temporary directory root.
+
+    Other suites (and other tests) rotate at the same time on this host; a shared /tmp would make
+    "no temporary copy is left behind" see their directories too.
+    """
+    root = tempfile.mkdtemp(prefix="kmipops-unit-tmp-")
+    os.chmod(root, 0o755)  # the service user must reach the temporary config inside it
+    monkeypatch.setattr(tempfile, "tempdir", root)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
@@ -54,7 +65,7 @@ def plan(member: FakeMember, **params: Any) -> RotationPlan:
 
 
 def temp_dirs() -> set[str]:
-    return set(glob.glob(TEMP_PREFIX + "*"))
+    return set(glob.glob(os.path.join(tempfile.gettempdir(), "kmipops-rotation-*")))
 
 
 # -- plans ---------------------------------------------------------------------------------------
