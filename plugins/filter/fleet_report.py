@@ -136,6 +136,9 @@ def fleet_report(
             "seconds": _seconds(result.get("started_at"), result.get("ended_at")),
             "details": dict(result.get("details") or {}),
         }
+        if result.get("planned"):
+            # the primary moved: the wave and role it was planned with (fleet_turn)
+            entry["planned"] = dict(result["planned"])
         members[host] = entry
     for host, planned in plan["hosts"].items():
         members.setdefault(
@@ -160,17 +163,19 @@ def fleet_report(
         timeline = []
         for step in info.get("waves", []):
             entry = members.get(step["host"], {})
+            # the wave and role it was worked on in (they differ from the plan when the primary moved)
             timeline.append(
                 {
-                    "wave": step["wave"],
+                    "wave": entry.get("wave", step["wave"]),
                     "member": step["member"],
                     "host": step["host"],
-                    "role": step["role"],
+                    "role": entry.get("role", step["role"]),
                     "status": entry.get("status"),
                     "started_at": entry.get("started_at"),
                     "seconds": entry.get("seconds"),
                 }
             )
+        timeline.sort(key=lambda t: (t["wave"] is None, t["wave"] if t["wave"] is not None else 0))
         statuses = [t["status"] for t in timeline]
         skipped = [m for m in members.values() if m["set_name"] == set_name and m["status"] == "skipped"]
         # members left out on purpose (their key is recent, arbiters) do not make a set incomplete
