@@ -361,6 +361,18 @@ class FaultFleet:
         self.exec(host, "systemctl", "reset-failed", "mongod.service", check=False)
         self.exec(host, "systemctl", "start", "mongod.service")
 
+    def step_down(self, host: str, seconds: int = 60) -> None:
+        """The operator's replSetStepDown on ``host`` (its primary), as a DBA would run it in mongosh."""
+        import fleet_lib
+        from pymongo.errors import AutoReconnect
+
+        fleet = fleet_lib.Fleet.load(self.fleet_json)
+        fleet.install_resolver()
+        os.environ.setdefault("KMIPOPS_ADMIN_PASSWORD", self.admin_password)
+        with fleet_lib.member_client(fleet, fleet.member(host)) as client, contextlib.suppress(AutoReconnect):
+            client.admin.command("replSetStepDown", seconds, secondaryCatchUpPeriodSecs=10)
+        log(f"{host} stepped down (replSetStepDown {seconds})")
+
     def set_priorities(self, replset: str, priorities: dict[str, float]) -> None:
         """rs.reconfig() with new member priorities (host -> priority), from the set's primary."""
         import fleet_lib
