@@ -98,7 +98,7 @@ notes:
   - The lag of a member is the primary's last applied operation time minus the member's, as the primary last heard of
     it (C(optime)), so it has the resolution of a second and is only as fresh as the last heartbeat.
   - Lines returned with C(error_kind=member_stopped) never include mongod's log 21951 (PSMDB echoes the KMIP password
-    there); a line that names a password or a secret is replaced by C((line withheld: it may hold a secret)).
+    there); a line that names a password or a secret is replaced by C((line withheld - it may hold a secret)).
 """
 
 EXAMPLES = r"""

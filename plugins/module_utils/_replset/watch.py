@@ -46,7 +46,7 @@ TAIL_BYTES = 256 * 1024
 LINE_CHARS = 400
 #: a line that may carry a secret is withheld whole
 _SECRET_WORDS = re.compile(r"pass(word|phrase|wd)|secret|private key", re.IGNORECASE)
-WITHHELD = "(line withheld: it may hold a secret)"
+WITHHELD = "(line withheld - it may hold a secret)"
 
 
 class MemberStoppedError(KmipOpsError):
