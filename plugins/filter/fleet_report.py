@@ -73,7 +73,12 @@ _value:
         (per wave C(wave), C(member), C(host), C(role), C(status), C(seconds)), C(not_in_play).
       type: dict
     members:
-      description: Per inventory host its result.
+      description:
+        - Per inventory host its result - C(set_name), C(member), C(role) and C(wave) (as worked on), C(status),
+          C(reason), C(started_at), C(ended_at), C(seconds), C(details); C(planned) (C(wave), C(role)) when the
+          primary moved and they differ from the plan; on a failure C(error_kind), and C(member_stopped) when its
+          mongod was seen not running (C(service), C(waited_seconds), C(mongod_last_run), C(mongod_log),
+          C(journal)).
       type: dict
     lines:
       description: A readable summary, one line per set and per member.
@@ -139,6 +144,11 @@ def fleet_report(
         if result.get("planned"):
             # the primary moved: the wave and role it was planned with (fleet_turn)
             entry["planned"] = dict(result["planned"])
+        if result.get("error_kind"):
+            entry["error_kind"] = result["error_kind"]
+        if result.get("member_stopped"):
+            # its mongod was seen not running while the set was awaited: unit state, last lines (no secrets)
+            entry["member_stopped"] = dict(result["member_stopped"])
         members[host] = entry
     for host, planned in plan["hosts"].items():
         members.setdefault(

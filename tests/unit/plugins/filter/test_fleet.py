@@ -299,3 +299,31 @@ def test_fleet_turn_bad_input() -> None:
         fleet_turn({"x": 1}, 0)
     with pytest.raises(AnsibleFilterError, match="wave must be a number"):
         fleet_turn(fleet_waves(replset("rs1", ["m4", "m5", "m6"])), "first")  # type: ignore[arg-type]
+
+
+def test_report_follows_the_waves_as_worked_and_keeps_a_stopped_member() -> None:
+    """A primary that moved: the timeline shows the wave and role each member was worked in, the planned ones kept;
+    a member whose mongod stopped keeps its unit state and log lines."""
+    plan = fleet_waves(replset("rs1", ["m4", "m5", "m6"], primary=0, term=8))
+    moved = {"wave": 1, "role": "secondary", "planned": {"wave": 2, "role": "primary"}}
+    stopped = {"service": {"active_state": "failed"}, "mongod_log": ["... 29120 ..."], "journal": []}
+    report = fleet_report(
+        [
+            result("m5", "done", 100, 110),
+            result("m4", "done", 120, 130) | moved,
+            result("m6", "failed", 140, 150)
+            | {"wave": 2, "role": "primary", "error_kind": "member_stopped", "member_stopped": stopped},
+        ],
+        plan=plan,
+        terms_after={"rs1": 10},
+    )
+    timeline = report["sets"]["rs1"]["timeline"]
+    assert [(t["member"], t["wave"], t["role"]) for t in timeline] == [
+        ("m5:27017", 0, "secondary"),
+        ("m4:27017", 1, "secondary"),
+        ("m6:27017", 2, "primary"),
+    ]
+    assert report["members"]["m4"]["planned"] == {"wave": 2, "role": "primary"}
+    assert report["members"]["m6"]["error_kind"] == "member_stopped"
+    assert report["members"]["m6"]["member_stopped"]["service"]["active_state"] == "failed"
+    assert "planned" not in report["members"]["m5"]
