@@ -73,7 +73,12 @@ _value:
         (per wave C(wave), C(member), C(host), C(role), C(status), C(seconds)), C(not_in_play).
       type: dict
     members:
-      description: Per inventory host its result.
+      description:
+        - Per inventory host its result - C(set_name), C(member), C(role) and C(wave) (as worked on), C(status),
+          C(reason), C(started_at), C(ended_at), C(seconds), C(details); C(planned) (C(wave), C(role)) when the
+          primary moved and they differ from the plan; on a failure C(error_kind), and C(member_stopped) when its
+          mongod was seen not running (C(service), C(waited_seconds), C(mongod_last_run), C(mongod_log),
+          C(journal)).
       type: dict
     lines:
       description: A readable summary, one line per set and per member.
@@ -136,6 +141,14 @@ def fleet_report(
             "seconds": _seconds(result.get("started_at"), result.get("ended_at")),
             "details": dict(result.get("details") or {}),
         }
+        if result.get("planned"):
+            # the primary moved: the wave and role it was planned with (fleet_turn)
+            entry["planned"] = dict(result["planned"])
+        if result.get("error_kind"):
+            entry["error_kind"] = result["error_kind"]
+        if result.get("member_stopped"):
+            # its mongod was seen not running while the set was awaited: unit state, last lines (no secrets)
+            entry["member_stopped"] = dict(result["member_stopped"])
         members[host] = entry
     for host, planned in plan["hosts"].items():
         members.setdefault(
@@ -160,17 +173,19 @@ def fleet_report(
         timeline = []
         for step in info.get("waves", []):
             entry = members.get(step["host"], {})
+            # the wave and role it was worked on in (they differ from the plan when the primary moved)
             timeline.append(
                 {
-                    "wave": step["wave"],
+                    "wave": entry.get("wave", step["wave"]),
                     "member": step["member"],
                     "host": step["host"],
-                    "role": step["role"],
+                    "role": entry.get("role", step["role"]),
                     "status": entry.get("status"),
                     "started_at": entry.get("started_at"),
                     "seconds": entry.get("seconds"),
                 }
             )
+        timeline.sort(key=lambda t: (t["wave"] is None, t["wave"] if t["wave"] is not None else 0))
         statuses = [t["status"] for t in timeline]
         skipped = [m for m in members.values() if m["set_name"] == set_name and m["status"] == "skipped"]
         # members left out on purpose (their key is recent, arbiters) do not make a set incomplete

@@ -76,9 +76,29 @@ options:
     description: The largest lag behind the primary, in seconds (0 or more), that counts as caught up.
     type: int
     default: 10
+  watch_service:
+    description:
+      - With O(wait_for=member_caught_up), run on the member's own host, the systemd unit of that member's mongod
+        (for example C(mongod.service)). Each poll also asks systemd about it (C(systemctl show)), and when the unit is
+        C(inactive) or C(failed) (or C(active) with its process gone) the wait ends at once with
+        C(error_kind=member_stopped) instead of waiting out O(wait_timeout) - for example a mongod that exits right
+        after its start because no KMIP server answers (with C(Type=simple) units, C(systemctl start) succeeds before
+        mongod reads its keystore). C(activating) (also systemd's C(auto-restart)) keeps the wait going.
+      - The failure returns RV(service), RV(mongod_log) and RV(journal).
+      - A unit that systemd does not know fails with C(error_kind=invalid_option).
+    type: str
+  watch_config:
+    description:
+      - With O(watch_service), the member's mongod.conf on this host. When the unit is seen stopped, the last lines of
+        the log it names (C(systemLog.path)) and what mongod's last run ended with are returned in RV(mongod_log);
+        the values of its secret options (the KMIP client certificate password, the TLS key passwords) are masked in
+        every line returned.
+    type: path
 notes:
   - The lag of a member is the primary's last applied operation time minus the member's, as the primary last heard of
     it (C(optime)), so it has the resolution of a second and is only as fresh as the last heartbeat.
+  - Lines returned with C(error_kind=member_stopped) never include mongod's log 21951 (PSMDB echoes the KMIP password
+    there); a line that names a password or a secret is replaced by C((line withheld - it may hold a secret)).
 """
 
 EXAMPLES = r"""
@@ -97,6 +117,18 @@ EXAMPLES = r"""
     wait_for: member_caught_up
     max_lag_seconds: 5
     wait_timeout: 900
+
+- name: Wait for the restarted member, but stop at once if its mongod exits (e.g. no KMIP server answers)
+  kmipops.psmdb.mongod_replset_info:
+    login_host: db1.example.net
+    member: db2.example.net:27017
+    seeds: [db3.example.net:27017]
+    wait_for: member_caught_up
+    watch_service: mongod.service
+    watch_config: /etc/mongod.conf
+    wait_timeout: 900
+  register: caught_up
+  failed_when: caught_up is failed  # error_kind member_stopped: caught_up.service, caught_up.mongod_log
 
 - name: After a step-down, wait for another primary
   kmipops.psmdb.mongod_replset_info:
@@ -197,16 +229,66 @@ waited_seconds:
   type: float
   sample: 4.2
 last_view:
-  description: On C(error_kind=timeout), the returns above (RV(members), RV(primary)...) at the last poll.
-  returned: on wait timeout
+  description: On C(error_kind=timeout) or C(member_stopped), the returns above (RV(members), RV(primary)...) at the
+    last poll.
+  returned: on wait timeout, or when the watched unit stopped
   type: dict
 last_observed:
   description: On C(error_kind=timeout), the last poll in words (why the condition did not hold, each member's state).
   returned: on wait timeout
   type: str
+service:
+  description:
+    - With O(watch_service), on C(error_kind=member_stopped) (and on C(timeout)), the unit as systemd last showed it.
+  returned: on failure with watch_service
+  type: dict
+  contains:
+    name:
+      description: The unit.
+      type: str
+    active_state:
+      description: C(ActiveState) (C(inactive), C(failed), C(active)...).
+      type: str
+    sub_state:
+      description: C(SubState) (C(dead), C(failed), C(running), C(auto-restart)...).
+      type: str
+    result:
+      description: C(Result), why it last stopped (C(success), C(exit-code), C(signal), C(timeout)...).
+      type: str
+    exec_main_code:
+      description: How its last main process ended (C(exited), C(killed), C(dumped)); null when unknown.
+      type: str
+    exec_main_status:
+      description: Its exit status (or signal number).
+      type: int
+    main_pid:
+      description: C(MainPID), null when none.
+      type: int
+    load_state:
+      description: C(LoadState).
+      type: str
+    restart:
+      description: C(Restart=) of the unit.
+      type: str
+  sample: {name: mongod.service, active_state: failed, sub_state: failed, result: exit-code, exec_main_code: exited,
+           exec_main_status: 1, main_pid: null, load_state: loaded, restart: "no"}
+mongod_log:
+  description:
+    - On C(error_kind=member_stopped), with O(watch_config) - C(path) of mongod's log, its last C(lines) (newest last,
+      shortened logv2 documents, secrets masked, log 21951 never read) and C(last_run) (C(pid), C(started_at),
+      C(outcome), C(exit_code), C(error) - PSMDB's own error, e.g. its 29120 encryption error).
+  returned: on failure with watch_service
+  type: dict
+journal:
+  description: On C(error_kind=member_stopped), the unit's last journal lines (systemd's own), when journalctl works.
+  returned: on failure with watch_service
+  type: list
+  elements: str
 error_kind:
   description:
     - Why the task failed, for playbooks to branch on.
+    - C(member_stopped) - with O(watch_service), the member's unit was seen inactive or failed while waiting, with
+      RV(service), RV(mongod_log), RV(journal), RV(last_view) and C(waited_seconds).
     - C(timeout) - O(wait_for) did not hold within O(wait_timeout), with RV(last_view) and RV(last_observed).
     - C(unreachable) - without O(wait_for), no member answered (the member is C(member)).
     - C(auth_failed), C(not_replica_set), C(command_failed) (with C(command), C(code) and C(code_name)).
@@ -226,7 +308,16 @@ from ansible_collections.kmipops.psmdb.plugins.module_utils._replset.info import
 
 def main() -> None:
     module = ReplsetInfoModule(argument_spec=REPLSET_INFO_ARGSPEC, supports_check_mode=True)
-    module.exit_json(**module.run_or_fail(lambda m: replset_info(m.params, m.check_mode)))
+    module.exit_json(
+        **module.run_or_fail(
+            lambda m: replset_info(
+                m.params,
+                m.check_mode,
+                systemctl=lambda: m.get_bin_path("systemctl", required=True),
+                journalctl=lambda: m.get_bin_path("journalctl"),
+            )
+        )
+    )
 
 
 if __name__ == "__main__":

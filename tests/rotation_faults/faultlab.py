@@ -56,6 +56,10 @@ ROTATION_ARGS = shlex.split(
         "--extra-vars=kmip_rotation_catch_up_timeout=240 --extra-vars=kmip_rotation_max_lag_seconds=60",
     )
 )
+# How long one playbook run may take after its fault was injected. 900 s was not enough at load 45-65
+# on the 2-core machine (2026-12-02: the re-run of "both KMS killed", six members, was killed in its
+# wave 1 after 900 s, leaving its two members of that wave stopped).
+RUN_TIMEOUT = float(os.environ.get("KMIPOPS_FAULTS_RUN_TIMEOUT", "2400"))
 # mongod's log line of a completed rotation, as snapshot.yml reads it
 SNAPSHOT_SCRIPT = r"""
 import base64, json, os, re, subprocess
@@ -301,7 +305,7 @@ class FaultFleet:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     process.wait(30)
 
-    def finish(self, process: subprocess.Popen[bytes], timeout: float = 900) -> Run:
+    def finish(self, process: subprocess.Popen[bytes], timeout: float = RUN_TIMEOUT) -> Run:
         label, log_file, started = self._current
         try:
             rc = process.wait(timeout)
@@ -360,6 +364,18 @@ class FaultFleet:
         """The operator's recovery of a member left down: start mongod through systemd."""
         self.exec(host, "systemctl", "reset-failed", "mongod.service", check=False)
         self.exec(host, "systemctl", "start", "mongod.service")
+
+    def step_down(self, host: str, seconds: int = 60) -> None:
+        """The operator's replSetStepDown on ``host`` (its primary), as a DBA would run it in mongosh."""
+        import fleet_lib
+        from pymongo.errors import AutoReconnect
+
+        fleet = fleet_lib.Fleet.load(self.fleet_json)
+        fleet.install_resolver()
+        os.environ.setdefault("KMIPOPS_ADMIN_PASSWORD", self.admin_password)
+        with fleet_lib.member_client(fleet, fleet.member(host)) as client, contextlib.suppress(AutoReconnect):
+            client.admin.command("replSetStepDown", seconds, secondaryCatchUpPeriodSecs=10)
+        log(f"{host} stepped down (replSetStepDown {seconds})")
 
     def set_priorities(self, replset: str, priorities: dict[str, float]) -> None:
         """rs.reconfig() with new member priorities (host -> priority), from the set's primary."""

@@ -263,6 +263,46 @@ def test_no_electable_secondary(fleet: FaultFleet) -> None:
     judged(fleet, f"{label}-before", f"{label}-after", label, ["elections", "keys", "configs"], sets="cfg")
 
 
+def test_primary_moves_before_the_last_wave(fleet: FaultFleet) -> None:
+    """The operator steps rs1's primary down while its wave-0 secondary is down: the other secondary (planned for
+    wave 1) is elected. The role must re-derive the waves: the old primary, a secondary now, is rotated without a
+    step-down, the new primary is deferred to the last wave and stepped down there - the role's only election in rs1
+    (rs1's term grows by 2: the operator's election and the role's); cfg is not affected (1 election)."""
+    label = "primary-moves"
+    rs1_primary = primaries(fleet)["rs1"]
+    rs1_secondaries = secondaries(fleet, "rs1")
+    begin(fleet, label)
+    with fleet.rotation(label) as process:
+
+        def rs1_member_down() -> str | None:
+            if process.poll() is not None:
+                raise AssertionError(f"the rotation ended (rc {process.returncode}) before an rs1 member went down")
+            return fleet.member_down(rs1_secondaries)
+
+        first = poll(rs1_member_down, 1200, "rs1's wave-0 secondary to go down", interval=0.1)
+        elected = next(host for host in rs1_secondaries if host != first)
+        fleet.step_down(rs1_primary, seconds=30)
+        log(f"{rs1_primary} stepped down by the operator while {first} was down; expecting {elected} elected")
+        poll(lambda: primaries(fleet).get("rs1") == elected, 120, f"{elected} elected in rs1")
+        run = fleet.finish(process)
+    assert run.rc == 0, f"the rotation failed after the primary moved: {run.output[-3000:]}"
+    assert report(run)["outcome"] == "complete", report(run)["lines"]
+    old_primary, new_primary = member_entry(run, rs1_primary), member_entry(run, elected)
+    assert old_primary["status"] == "done" and new_primary["status"] == "done", (old_primary, new_primary)
+    assert old_primary["role"] == "secondary" and old_primary.get("planned", {}).get("role") == "primary", old_primary
+    assert not old_primary["details"].get("stepped_down"), f"{rs1_primary} was stepped down again: {old_primary}"
+    assert new_primary["role"] == "primary" and new_primary["details"].get("stepped_down"), new_primary
+    waves = {host: member_entry(run, host)["wave"] for host in SETS["rs1"]}
+    assert waves[elected] == max(waves.values()) and waves[rs1_primary] < waves[elected], waves
+    stepped = [h for h in SETS["rs1"] if member_entry(run, h)["details"].get("stepped_down")]
+    assert stepped == [elected], f"rs1 members stepped down by the role: {stepped}"
+    end(fleet, label)
+    rs1_elections = terms(fleet, f"{label}-after")["rs1"] - terms(fleet, f"{label}-before")["rs1"]
+    assert rs1_elections == 2, f"rs1: {rs1_elections} elections, expected the operator's and the role's"
+    judged(fleet, f"{label}-before", f"{label}-after", label, ["writes", "availability", "keys", "configs"])
+    judged(fleet, f"{label}-before", f"{label}-after", label, ["elections"], sets="cfg", expect_elections=1)
+
+
 def test_leftover_key_db_rotation(fleet: FaultFleet) -> None:
     """A leftover <dbPath>/key.db.rotation on one secondary: that member is not touched, the directory is
     not removed behind the operator's back, the report names member and directory; nothing lost."""

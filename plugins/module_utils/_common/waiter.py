@@ -101,12 +101,16 @@ class Waiter:
         satisfied: Callable[[T], bool],
         describe: Callable[[T], str],
         what: str,
+        hopeless: Callable[[T], BaseException | None] | None = None,
     ) -> Waited[T]:
         """The first observation that ``satisfied`` accepts; ``WaitTimeoutError`` at the deadline.
 
         ``observe`` returns a value for every poll (a failure that is a normal state while
         waiting, such as an unreachable member, is part of that value); an exception it raises
         ends the wait. ``describe`` says in a few words what a value shows, for the timeout error.
+        ``hopeless`` is asked first on every poll: the error it returns (waiting longer cannot
+        help, e.g. the awaited process has exited) is raised at once instead of waiting out the
+        deadline.
         """
         started = self.clock()
         deadline = started + self.timeout_s
@@ -115,6 +119,9 @@ class Waiter:
             value = observe()
             polls += 1
             now = self.clock()
+            error = hopeless(value) if hopeless is not None else None
+            if error is not None:
+                raise error
             if satisfied(value):
                 return Waited(value, now - started, polls)
             remaining = deadline - now

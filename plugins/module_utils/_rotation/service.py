@@ -32,6 +32,17 @@ UNIT_WRAPPER_VARIABLES = ("NUMACTL", "STDOUT", "STDERR")
 OPTIONS_VARIABLE = "OPTIONS"
 #: ActiveState values of a unit whose process runs or is about to (systemd.unit(5))
 ACTIVE_STATES = ("active", "activating", "deactivating", "reloading", "refreshing")
+#: what unit_state asks systemctl show
+SHOW_PROPERTIES = (
+    "LoadState",
+    "ActiveState",
+    "SubState",
+    "MainPID",
+    "Restart",
+    "Result",
+    "ExecMainStatus",
+    "ExecMainCode",
+)
 
 
 @dataclasses.dataclass
@@ -144,10 +155,34 @@ class UnitState:
     sub_state: str | None = None
     main_pid: int | None = None
     restart: str | None = None
+    #: why the unit last stopped (``success``, ``exit-code``, ``signal``, ``timeout``...)
+    result: str | None = None
+    #: the exit status of the last main process (with ``exec_main_code`` ``exited``) or its signal
+    exec_main_status: int | None = None
+    exec_main_code: str | None = None
 
     @property
     def running(self) -> bool:
         return self.active_state in ACTIVE_STATES
+
+    @property
+    def stopped(self) -> bool:
+        """No process runs and none is coming: inactive or failed (``activating``/``auto-restart``
+        is not stopped: systemd starts the process again), or active with its process gone (a
+        unit with RemainAfterExit)."""
+        if self.active_state in ("inactive", "failed"):
+            return True
+        return self.active_state == "active" and self.sub_state == "exited"
+
+    def describe(self) -> str:
+        """One line: state, substate, result, the last main process's exit."""
+        text = f"{self.name} is {self.active_state} ({self.sub_state}"
+        if self.result and self.result != "success":
+            text += f", result {self.result}"
+        if self.exec_main_code and self.exec_main_status is not None and not self.running:
+            what = "status" if self.exec_main_code == "exited" else "signal"
+            text += f", main process {self.exec_main_code} with {what} {self.exec_main_status}"
+        return text + ")"
 
     def as_result(self) -> dict[str, Any]:
         return {
@@ -157,24 +192,27 @@ class UnitState:
             "sub_state": self.sub_state,
             "main_pid": self.main_pid,
             "restart": self.restart,
+            "result": self.result,
+            "exec_main_status": self.exec_main_status,
+            "exec_main_code": self.exec_main_code,
         }
 
 
-def unit_state(systemctl: str, name: str, timeout: float = 30.0) -> UnitState:
+def unit_state(systemctl: str, name: str, timeout: float = 30.0, option: str = "service_name") -> UnitState:
     """``systemctl show`` of the unit; raise when it does not exist or cannot be asked."""
     try:
         completed = subprocess.run(
-            [systemctl, "show", "--property=LoadState,ActiveState,SubState,MainPID,Restart", "--", name],
+            [systemctl, "show", f"--property={','.join(SHOW_PROPERTIES)}", "--", name],
             capture_output=True,
             text=True,
             timeout=timeout,
             check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise InvalidOptionError("service_name", f"cannot ask systemd about {name}: {exc}") from None
+        raise InvalidOptionError(option, f"cannot ask systemd about {name}: {exc}") from None
     if completed.returncode != 0:
         raise InvalidOptionError(
-            "service_name", f"systemctl show {name} failed ({completed.returncode}): {completed.stderr.strip()[:300]}"
+            option, f"systemctl show {name} failed ({completed.returncode}): {completed.stderr.strip()[:300]}"
         )
     values: dict[str, str] = {}
     for line in completed.stdout.splitlines():
@@ -188,10 +226,27 @@ def unit_state(systemctl: str, name: str, timeout: float = 30.0) -> UnitState:
         sub_state=values.get("SubState") or None,
         main_pid=int(pid) if pid.isdigit() and int(pid) > 0 else None,
         restart=values.get("Restart") or None,
+        result=values.get("Result") or None,
+        exec_main_status=_int_or_none(values.get("ExecMainStatus")),
+        exec_main_code=_exec_code(values.get("ExecMainCode")),
     )
     if state.load_state == "not-found":
-        raise InvalidOptionError("service_name", f"systemd has no unit {name}")
+        raise InvalidOptionError(option, f"systemd has no unit {name}")
     return state
+
+
+def _int_or_none(text: str | None) -> int | None:
+    return int(text) if text is not None and text.strip().lstrip("-").isdigit() else None
+
+
+#: ExecMainCode as systemctl show gives it (a number of waitid(2)'s si_code) in words
+_EXEC_CODES = {"1": "exited", "2": "killed", "3": "dumped"}
+
+
+def _exec_code(text: str | None) -> str | None:
+    if not text or text == "0":
+        return None
+    return _EXEC_CODES.get(text.strip(), text.strip())
 
 
 def refuse_running_unit(state: UnitState) -> None:

@@ -105,6 +105,10 @@ OWN_CASES: dict[str, list[tuple[str, Any]]] = {
         ("not_member", "maybe"),
         ("max_lag_seconds", -1),
         ("max_lag_seconds", "ten"),
+        ("watch_service", "mongod\n.service"),
+        ("watch_service", "mongod.service"),  # without wait_for=member_caught_up
+        ("watch_config", "/etc/mongod\x00.conf"),
+        ("watch_config", "/etc/mongod.conf"),  # without watch_service
         *WAIT_CASES,
     ],
     "mongod_encryption_info": [

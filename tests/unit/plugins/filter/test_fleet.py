@@ -10,6 +10,7 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.kmipops.psmdb.plugins.filter.fleet_report import fleet_report
+from ansible_collections.kmipops.psmdb.plugins.filter.fleet_turn import fleet_turn
 from ansible_collections.kmipops.psmdb.plugins.filter.fleet_waves import fleet_waves
 
 
@@ -192,3 +193,137 @@ def test_report_nothing_to_do_when_every_key_is_recent() -> None:
     assert report["outcome"] == "nothing_to_do"
     assert report["sets"]["rs1"]["status"] == "nothing_to_do"
     assert len(report["sets"]["rs1"]["skipped"]) == 3
+
+
+# -- fleet_turn: each wave re-derived from the live primaries
+
+
+def run_turns(plan: dict[str, Any], lives: dict[int, dict[str, str]]) -> list[dict[str, Any]]:
+    """Every wave of ``plan`` in turn, each worked member done; ``lives[k]`` = set -> live primary at wave k."""
+    results = {
+        h: {"host": h, "status": "pending" if e["action"] == "work" else "skipped"} for h, e in plan["hosts"].items()
+    }
+    turns = []
+    primaries: dict[str, str] = {name: info["primary"] for name, info in plan["sets"].items()}
+    for k in range(plan["wave_count"]):
+        primaries.update(lives.get(k, {}))
+        live = [{"host": "x", "ok": True, "set_name": s, "primary": p, "term": 9} for s, p in primaries.items()]
+        turn = fleet_turn(plan, k, list(results.values()), live)
+        for host in turn["hosts"]:
+            results[host]["status"] = "done"
+        turns.append(turn)
+    assert all(r["status"] in ("done", "skipped") for r in results.values()), results
+    return turns
+
+
+def test_turns_follow_the_plan_when_the_primary_stays() -> None:
+    plan = fleet_waves(replset("cfg", ["m1", "m2", "m3"]) + replset("rs1", ["m4", "m5", "m6"], primary=2))
+    turns = run_turns(plan, {})
+    for turn, planned in zip(turns, plan["waves"], strict=True):
+        assert sorted(turn["hosts"]) == sorted(m["host"] for m in planned["members"])
+        assert all(not entry["moved"] for entry in turn["hosts"].values()) and turn["lines"] == []
+    assert turns[2]["hosts"]["m1"]["role"] == "primary" and turns[2]["hosts"]["m6"]["role"] == "primary"
+
+
+def test_a_planned_secondary_elected_before_its_turn_is_deferred_and_stepped_down_last() -> None:
+    """rs1: m4 primary, m5 then m6 planned; an election makes m6 primary after wave 0: m4 (now a secondary) is
+    worked on in wave 1 without a step-down, m6 last, as the primary - the only step-down."""
+    plan = fleet_waves(replset("rs1", ["m4", "m5", "m6"], primary=0))
+    assert [[m["host"] for m in w["members"]] for w in plan["waves"]] == [["m5"], ["m6"], ["m4"]]
+    turns = run_turns(plan, {1: {"rs1": "m6:27017"}})
+    assert [list(t["hosts"]) for t in turns] == [["m5"], ["m4"], ["m6"]]
+    assert turns[1]["hosts"]["m4"] == {
+        "set_name": "rs1",
+        "member": "m4:27017",
+        "role": "secondary",
+        "planned_role": "primary",
+        "planned_wave": 2,
+        "moved": True,
+    }
+    assert turns[1]["sets"]["rs1"]["deferred"] == ["m6"]
+    assert any("m6:27017 is the primary now, deferred" in line for line in turns[1]["lines"])
+    assert turns[2]["hosts"]["m6"]["role"] == "primary" and turns[2]["hosts"]["m6"]["planned_role"] == "secondary"
+    assert [e["role"] for t in turns for e in t["hosts"].values()].count("primary") == 1
+
+
+def test_a_primary_moved_to_a_rotated_member_means_no_step_down() -> None:
+    """m5 (done in wave 0) is elected: nobody pending is the primary, m4 goes without a step-down."""
+    plan = fleet_waves(replset("rs1", ["m4", "m5", "m6"], primary=0))
+    turns = run_turns(plan, {1: {"rs1": "m5:27017"}})
+    assert [list(t["hosts"]) for t in turns] == [["m5"], ["m6"], ["m4"]]
+    assert all(e["role"] == "secondary" for t in turns for e in t["hosts"].values())
+
+
+def test_the_primary_moving_in_the_last_wave_is_followed() -> None:
+    plan = fleet_waves(replset("rs1", ["m4", "m5", "m6"], primary=0))
+    turns = run_turns(plan, {2: {"rs1": "m5:27017"}})
+    assert turns[2]["hosts"]["m4"]["role"] == "secondary"
+
+
+def test_a_smaller_set_waits_for_the_last_wave_and_sets_are_independent() -> None:
+    records = replset("a", ["m1", "m2", "m3", "m4", "m5"]) + replset("b", ["m6", "m7", "m8"])
+    plan = fleet_waves(records)
+    # b's primary moves to m8 (planned for wave 1) before wave 1: b works m6 in wave 1, idles, m8 last
+    turns = run_turns(plan, {1: {"b": "m8:27017"}})
+    assert [sorted(t["hosts"]) for t in turns] == [["m2", "m7"], ["m3", "m6"], ["m4"], ["m5"], ["m1", "m8"]]
+    assert turns[2]["sets"]["b"]["host"] is None and turns[2]["sets"]["b"]["pending"] == ["m8"]
+    assert turns[4]["hosts"]["m8"]["role"] == "primary" and turns[4]["hosts"]["m1"]["role"] == "primary"
+
+
+def test_without_a_live_read_the_plan_decides_and_the_newest_view_wins() -> None:
+    plan = fleet_waves(replset("rs1", ["m4", "m5", "m6"], primary=0))
+    results = [{"host": h, "status": "pending"} for h in ("m4", "m5", "m6")]
+    turn = fleet_turn(plan, 0, results, [{"host": "m5", "ok": False}])
+    assert list(turn["hosts"]) == ["m5"] and turn["sets"]["rs1"]["primary_from"] == "plan"
+    live = [
+        {"host": "m5", "ok": True, "set_name": "rs1", "primary": "m4:27017", "term": 3},
+        {"host": "m6", "ok": True, "set_name": "rs1", "primary": "m5:27017", "term": 4},
+    ]
+    turn = fleet_turn(plan, 0, results, live)
+    assert list(turn["hosts"]) == ["m6"] and turn["sets"]["rs1"]["primary"] == "m5:27017"
+
+
+def test_halted_and_done_members_are_not_pending() -> None:
+    plan = fleet_waves(replset("rs1", ["m4", "m5", "m6"], primary=0))
+    results = [
+        {"host": "m5", "status": "failed"},
+        {"host": "m6", "status": "pending"},
+        {"host": "m4", "status": "pending"},
+    ]
+    turn = fleet_turn(plan, 1, results, [])
+    assert list(turn["hosts"]) == ["m6"] and turn["sets"]["rs1"]["pending"] == ["m6", "m4"]
+
+
+def test_fleet_turn_bad_input() -> None:
+    with pytest.raises(AnsibleFilterError, match="fleet_waves"):
+        fleet_turn({"x": 1}, 0)
+    with pytest.raises(AnsibleFilterError, match="wave must be a number"):
+        fleet_turn(fleet_waves(replset("rs1", ["m4", "m5", "m6"])), "first")  # type: ignore[arg-type]
+
+
+def test_report_follows_the_waves_as_worked_and_keeps_a_stopped_member() -> None:
+    """A primary that moved: the timeline shows the wave and role each member was worked in, the planned ones kept;
+    a member whose mongod stopped keeps its unit state and log lines."""
+    plan = fleet_waves(replset("rs1", ["m4", "m5", "m6"], primary=0, term=8))
+    moved = {"wave": 1, "role": "secondary", "planned": {"wave": 2, "role": "primary"}}
+    stopped = {"service": {"active_state": "failed"}, "mongod_log": ["... 29120 ..."], "journal": []}
+    report = fleet_report(
+        [
+            result("m5", "done", 100, 110),
+            result("m4", "done", 120, 130) | moved,
+            result("m6", "failed", 140, 150)
+            | {"wave": 2, "role": "primary", "error_kind": "member_stopped", "member_stopped": stopped},
+        ],
+        plan=plan,
+        terms_after={"rs1": 10},
+    )
+    timeline = report["sets"]["rs1"]["timeline"]
+    assert [(t["member"], t["wave"], t["role"]) for t in timeline] == [
+        ("m5:27017", 0, "secondary"),
+        ("m4:27017", 1, "secondary"),
+        ("m6:27017", 2, "primary"),
+    ]
+    assert report["members"]["m4"]["planned"] == {"wave": 2, "role": "primary"}
+    assert report["members"]["m6"]["error_kind"] == "member_stopped"
+    assert report["members"]["m6"]["member_stopped"]["service"]["active_state"] == "failed"
+    assert "planned" not in report["members"]["m5"]

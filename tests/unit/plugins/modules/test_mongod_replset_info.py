@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -209,3 +210,157 @@ def test_wrong_credentials_fail_even_while_waiting(
     result = run(capsys, wait_for="set_healthy", login_user="admin", login_password="Sekr1t")
     assert result["failed"] is True and result["error_kind"] == "auth_failed" and clock.now == 0
     assert "Sekr1t" not in str(result)
+
+
+# -- watch_service: the member's own unit, polled with the set (fail fast when mongod is not running)
+
+SECRET_PW = "Dummy-Watch-Pw-7"
+
+
+class Systemd:
+    """Fake systemctl and journalctl on PATH; ``state`` is what systemctl show prints next."""
+
+    def __init__(self, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.dir = tmp_path / "bin"
+        self.dir.mkdir()
+        self.state_file = tmp_path / "unit-state"
+        self.set("active", "running", main_pid=812)
+        systemctl = self.dir / "systemctl"
+        systemctl.write_text(f'#!/bin/sh\necho "$@" >> {tmp_path / "systemctl-calls"}\ncat {self.state_file}\n')
+        journalctl = self.dir / "journalctl"
+        journalctl.write_text(
+            "#!/bin/sh\n"
+            "echo '2026-12-02T16:00:00+0000 db2 systemd[1]: Started mongod.service.'\n"
+            f"echo '2026-12-02T16:00:01+0000 db2 mongod[9]: clientCertificatePassword: {SECRET_PW}'\n"
+            "echo '2026-12-02T16:00:02+0000 db2 systemd[1]: mongod.service: Failed with result exit-code.'\n"
+        )
+        for tool in (systemctl, journalctl):
+            tool.chmod(0o755)
+        monkeypatch.setenv("PATH", f"{self.dir}:/usr/bin:/bin")
+        self.calls_file = tmp_path / "systemctl-calls"
+
+    def set(self, active: str, sub: str, main_pid: int = 0, result: str = "success", status: int = 0) -> None:
+        self.state_file.write_text(
+            f"LoadState=loaded\nActiveState={active}\nSubState={sub}\nMainPID={main_pid}\nRestart=no\n"
+            f"Result={result}\nExecMainStatus={status}\nExecMainCode={1 if status or result != 'success' else 0}\n"
+        )
+
+    def calls(self) -> int:
+        return len(self.calls_file.read_text().splitlines()) if self.calls_file.exists() else 0
+
+
+@pytest.fixture
+def systemd(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Systemd:
+    return Systemd(tmp_path, monkeypatch)
+
+
+def member_conf(tmp_path: Any) -> str:
+    """A member's mongod.conf with a KMIP password, and a log whose last run failed on the KMS."""
+    log = tmp_path / "mongod.log"
+    lines = [
+        {"t": {"$date": "2026-12-02T16:00:00.000+00:00"}, "s": "I", "id": 4615611, "msg": "MongoDB starting",
+         "attr": {"pid": 9}},
+        {"t": {"$date": "2026-12-02T16:00:00.100+00:00"}, "s": "I", "id": 21951, "msg": "Options set by command line",
+         "attr": {"options": {"security": {"kmip": {"clientCertificatePassword": SECRET_PW}}}}},
+        {"t": {"$date": "2026-12-02T16:00:01.000+00:00"}, "s": "E", "id": 29120, "msg": "Encryption error",
+         "attr": {"error": {"what": "failed to connect to the KMIP server",
+                            "reason": f"kmip1:5696 refused ({SECRET_PW})"}}},
+        {"t": {"$date": "2026-12-02T16:00:01.100+00:00"}, "s": "I", "id": 23138, "msg": "Shutting down",
+         "attr": {"exitCode": 1}},
+    ]  # fmt: skip
+    log.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    conf = tmp_path / "mongod.conf"
+    conf.write_text(
+        f"systemLog:\n  destination: file\n  path: {log}\nstorage:\n  dbPath: {tmp_path}\n"
+        "security:\n  enableEncryption: true\n  kmip:\n    serverName: kmip1\n"
+        f"    clientCertificateFile: /etc/c.pem\n    clientCertificatePassword: {SECRET_PW}\n"
+    )
+    return str(conf)
+
+
+def test_a_member_whose_unit_stops_ends_the_wait_at_once(
+    rs: ReplicaSet, clock: Clock, systemd: Systemd, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """mongod exits seconds after systemctl start (no KMS): the wait ends at that poll, not at wait_timeout."""
+    rs.members["db1:27017"].sees["db2:27017"] = DOWN
+    clock.on_sleep = [lambda: None, lambda: systemd.set("failed", "failed", result="exit-code", status=1)]
+    result = run(
+        capsys,
+        login_host="db1",
+        member="db2:27017",
+        wait_for="member_caught_up",
+        wait_timeout=600,
+        watch_service="mongod.service",
+        watch_config=member_conf(tmp_path),
+    )
+    text = json.dumps(result)
+    assert result["failed"] is True and result["error_kind"] == "member_stopped", result
+    assert clock.now == 2 and result["waited_seconds"] == 2 and systemd.calls() == 3
+    assert "db2:27017: mongod is not running" in result["msg"] and "mongod.service is failed" in result["msg"]
+    assert "result exit-code" in result["msg"] and "status 1" in result["msg"]
+    assert "failed to connect to the KMIP server" in result["msg"]
+    assert result["service"]["active_state"] == "failed" and result["service"]["exec_main_status"] == 1
+    log = result["mongod_log"]
+    assert log["last_run"]["outcome"] == "encryption_error" and log["last_run"]["exit_code"] == 1
+    assert any(" 29120 " in line for line in log["lines"]) and not any("21951" in line for line in log["lines"])
+    assert result["journal"][-1].endswith("Failed with result exit-code.") and len(result["journal"]) == 3
+    assert result["last_view"]["members"][1]["health"] is False
+    assert SECRET_PW not in text, "a secret reached the result"
+
+
+def test_a_running_or_restarting_unit_keeps_the_wait(
+    rs: ReplicaSet, clock: Clock, systemd: Systemd, capsys: pytest.CaptureFixture[str]
+) -> None:
+    primary = rs.members["db1:27017"]
+    primary.sees["db2:27017"] = DOWN
+    clock.on_sleep = [
+        lambda: systemd.set("activating", "auto-restart", result="exit-code", status=1),
+        lambda: (systemd.set("active", "running", main_pid=900), primary.sees.clear()),
+    ]
+    result = run(capsys, login_host="db1", member="db2:27017", wait_for="member_caught_up", watch_service="mongod")
+    assert not result.get("failed"), result
+    assert result["waited_seconds"] == 2 and systemd.calls() == 3
+
+
+def test_a_timeout_with_a_watch_returns_the_unit(
+    rs: ReplicaSet, clock: Clock, systemd: Systemd, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rs.members["db1:27017"].sees["db2:27017"] = DOWN
+    result = run(
+        capsys, login_host="db1", member="db2:27017", wait_for="member_caught_up", wait_timeout=3, watch_service="m"
+    )
+    assert result["error_kind"] == "timeout" and result["service"]["active_state"] == "active"
+
+
+def test_an_unknown_unit_is_an_invalid_option(
+    rs: ReplicaSet, clock: Clock, systemd: Systemd, capsys: pytest.CaptureFixture[str]
+) -> None:
+    systemd.state_file.write_text("LoadState=not-found\nActiveState=inactive\n")
+    result = run(capsys, member="db2:27017", wait_for="member_caught_up", watch_service="mongdo.service")
+    assert result["error_kind"] == "invalid_option" and result["option"] == "watch_service" and clock.now == 0
+
+
+def test_no_watch_in_check_mode(
+    rs: ReplicaSet, clock: Clock, systemd: Systemd, capsys: pytest.CaptureFixture[str]
+) -> None:
+    systemd.set("failed", "failed", result="exit-code", status=1)
+    result = run(capsys, check=True, wait_for="member_caught_up", watch_service="mongod.service")
+    assert not result.get("failed"), result
+    assert systemd.calls() == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        ({"watch_service": "mongod.service"}, "watch_service"),
+        ({"watch_service": "mongod.service", "wait_for": "set_healthy"}, "watch_service"),
+        ({"watch_service": " ", "wait_for": "member_caught_up"}, "watch_service"),
+        ({"watch_config": "/etc/mongod.conf", "wait_for": "member_caught_up"}, "watch_config"),
+    ],
+)
+def test_watch_options_out_of_place(
+    rs: ReplicaSet, capsys: pytest.CaptureFixture[str], args: dict[str, Any], option: str
+) -> None:
+    result = run(capsys, **args)
+    assert result["failed"] is True and result["error_kind"] == "invalid_option" and result["option"] == option
+    assert rs.connections == []

@@ -92,3 +92,36 @@ def test_bad_timeout_or_sleep_is_an_invalid_option(timeout: float, sleep: float,
 def test_from_params_reads_the_wait_options() -> None:
     built = Waiter.from_params({"wait_timeout": 30, "wait_sleep": 0.5})
     assert (built.timeout_s, built.sleep_s) == (30.0, 0.5)
+
+
+class Gone(KmipOpsError):
+    kind = "gone"
+
+
+def test_a_hopeless_observation_ends_the_wait_at_once_with_its_error() -> None:
+    """The process awaited has exited: the wait ends at that poll, not at the deadline."""
+    clock = FakeClock()
+    values = iter(range(100))
+    with pytest.raises(Gone) as raised:
+        waiter(600, 1, clock).until(
+            lambda: next(values),
+            lambda v: False,
+            str,
+            "never",
+            hopeless=lambda v: Gone(f"gone at {v}") if v >= 2 else None,
+        )
+    assert str(raised.value) == "gone at 2" and clock.sleeps == [1, 1] and clock.now == 1002
+
+
+def test_hopeless_is_asked_before_satisfied() -> None:
+    """A stale 'caught up' does not win over a process seen gone in the same poll."""
+    clock = FakeClock()
+    with pytest.raises(Gone):
+        waiter(10, 1, clock).until(lambda: 1, lambda v: True, str, "one", hopeless=lambda v: Gone("gone"))
+
+
+def test_a_hopeful_observation_keeps_waiting() -> None:
+    clock = FakeClock()
+    values = iter(range(100))
+    waited = waiter(60, 1, clock).until(lambda: next(values), lambda v: v == 3, str, "three", hopeless=lambda v: None)
+    assert waited.value == 3 and waited.polls == 4
