@@ -76,6 +76,15 @@ options:
     description: The largest lag behind the primary, in seconds (0 or more), that counts as caught up.
     type: int
     default: 10
+  member_down_timeout:
+    description:
+      - With O(wait_for=member_caught_up), fail at once with C(error_kind=member_down) when the primary has seen
+        O(member) down (not reachable, health 0) on every poll for longer than this many seconds, instead of waiting
+        until O(wait_timeout) - for a mongod that exited at its start (no KMIP key, a bad config...). Any poll that
+        sees the member up - in any state, C(STARTUP2) during an initial sync included - starts the count again.
+      - Give the member time to start and the primary a heartbeat or two (2 s apart) to see it. V(0) - off.
+    type: int
+    default: 0
 notes:
   - The lag of a member is the primary's last applied operation time minus the member's, as the primary last heard of
     it (C(optime)), so it has the resolution of a second and is only as fresh as the last heartbeat.
@@ -197,17 +206,25 @@ waited_seconds:
   type: float
   sample: 4.2
 last_view:
-  description: On C(error_kind=timeout), the returns above (RV(members), RV(primary)...) at the last poll.
-  returned: on wait timeout
+  description: On C(error_kind=timeout) or C(member_down), the returns above (RV(members), RV(primary)...) at the last
+    poll.
+  returned: on wait timeout or member down
   type: dict
 last_observed:
-  description: On C(error_kind=timeout), the last poll in words (why the condition did not hold, each member's state).
-  returned: on wait timeout
+  description: On C(error_kind=timeout) or C(member_down), the last poll in words (why the condition did not hold,
+    each member's state).
+  returned: on wait timeout or member down
   type: str
+down_seconds:
+  description: On C(error_kind=member_down), how long the primary saw the member down without a break.
+  returned: on member down
+  type: float
 error_kind:
   description:
     - Why the task failed, for playbooks to branch on.
     - C(timeout) - O(wait_for) did not hold within O(wait_timeout), with RV(last_view) and RV(last_observed).
+    - C(member_down) - the primary saw O(member) down for longer than O(member_down_timeout), with RV(last_view),
+      RV(last_observed) and C(down_seconds).
     - C(unreachable) - without O(wait_for), no member answered (the member is C(member)).
     - C(auth_failed), C(not_replica_set), C(command_failed) (with C(command), C(code) and C(code_name)).
     - C(invalid_option) (named in C(option)), for example a O(member) that the primary does not know;

@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 
 from ansible_collections.kmipops.psmdb.plugins.module_utils._common.errors import (
     InvalidOptionError,
+    KmipOpsError,
     MongodUnreachableError,
 )
 from ansible_collections.kmipops.psmdb.plugins.module_utils._common.options import check_host, check_hosts
@@ -33,6 +34,7 @@ REPLSET_INFO_ARGSPEC: dict[str, dict[str, Any]] = {
     "wait_for": {"type": "str", "default": "none", "choices": list(WAIT_FOR_CHOICES)},
     "not_member": {"type": "bool", "default": False},
     "max_lag_seconds": {"type": "int", "default": 10},
+    "member_down_timeout": {"type": "int", "default": 0},
     **WAIT_ARGSPEC,
 }
 
@@ -48,6 +50,56 @@ NO_VIEW: dict[str, Any] = {
     "max_lag_seconds_seen": None,
     "oplog_window_seconds": None,
 }
+
+
+class MemberDownError(KmipOpsError):
+    """wait_for=member_caught_up: the primary saw the member down for longer than member_down_timeout."""
+
+    kind = "member_down"
+
+    def __init__(self, member: str, down_s: float, timeout_s: float, last_description: str) -> None:
+        #: secret-free facts the caller adds to the failure (``last_view``)
+        self.extra: dict[str, Any] = {}
+        self.down_s = down_s
+        self.last_description = last_description
+        super().__init__(
+            f"the primary has seen {member} down (not reachable) for {down_s:.1f}s, longer than member_down_timeout "
+            f"{timeout_s:g}s: its mongod did not come up (see its log); last seen: {last_description}"
+        )
+
+    def details(self) -> dict[str, Any]:
+        return {"down_seconds": round(self.down_s, 3), "last_observed": self.last_description, **self.extra}
+
+
+class DownClock:
+    """How long the primary has seen the awaited member down without a break; ``MemberDownError`` past the limit.
+
+    Down is health 0 on the primary's view; any poll that sees it up (whatever its state: STARTUP2 during an
+    initial sync counts as up) starts the count again; a poll without a primary's view changes nothing.
+    """
+
+    def __init__(self, condition: Condition, timeout_s: float, clock: Callable[[], float]) -> None:
+        self.condition = condition
+        self.timeout_s = timeout_s
+        self.clock = clock
+        self.since: float | None = None
+
+    def check(self, observation: Observation) -> None:
+        view = observation.view
+        target = self.condition.target(observation)
+        if self.timeout_s <= 0 or view is None or not view.from_primary or target is None:
+            return
+        member = view.member(target)
+        if member is None:
+            return
+        if member.health:
+            self.since = None
+            return
+        now = self.clock()
+        if self.since is None:
+            self.since = now
+        elif now - self.since > self.timeout_s:
+            raise MemberDownError(target, now - self.since, self.timeout_s, self.condition.describe(observation))
 
 
 class ReplsetInfoModule(MongodMemberModule):
@@ -77,6 +129,10 @@ def condition_from_params(params: dict[str, Any]) -> Condition:
         raise InvalidOptionError("max_lag_seconds", f"must be 0 or more, got {params['max_lag_seconds']}")
     if params["not_member"] and params["wait_for"] != "primary":
         raise InvalidOptionError("not_member", "only applies to wait_for=primary")
+    if params.get("member_down_timeout", 0) < 0:
+        raise InvalidOptionError("member_down_timeout", f"must be 0 or more, got {params['member_down_timeout']}")
+    if params.get("member_down_timeout", 0) > 0 and params["wait_for"] != "member_caught_up":
+        raise InvalidOptionError("member_down_timeout", "only applies to wait_for=member_caught_up")
     return Condition(params["wait_for"], params.get("member"), params["not_member"], params["max_lag_seconds"])
 
 
@@ -100,10 +156,23 @@ def replset_info(
                 "condition_met": condition.satisfied(observation),
                 "waited_seconds": 0.0,
             }
+        down = DownClock(condition, float(params.get("member_down_timeout", 0)), waiter.clock)
+        last: list[Observation] = []
+
+        def satisfied(observation: Observation) -> bool:
+            last[:] = [observation]
+            if condition.satisfied(observation):
+                return True
+            down.check(observation)
+            return False
+
         try:
-            waited = waiter.until(observer.observe, condition.satisfied, condition.describe, condition.what())
+            waited = waiter.until(observer.observe, satisfied, condition.describe, condition.what())
         except WaitTimeoutError as error:
             error.extra["last_view"] = {**report(error.last), "waited_seconds": round(error.waited_s, 3)}
+            raise
+        except MemberDownError as error:
+            error.extra["last_view"] = report(last[0])
             raise
     return {
         "changed": False,

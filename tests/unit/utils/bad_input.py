@@ -105,6 +105,8 @@ OWN_CASES: dict[str, list[tuple[str, Any]]] = {
         ("not_member", "maybe"),
         ("max_lag_seconds", -1),
         ("max_lag_seconds", "ten"),
+        ("member_down_timeout", -1),
+        ("member_down_timeout", "soon"),
         *WAIT_CASES,
     ],
     "mongod_encryption_info": [

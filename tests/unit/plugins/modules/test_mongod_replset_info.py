@@ -125,6 +125,37 @@ def test_timeout_fails_with_the_last_view(rs: ReplicaSet, clock: Clock, capsys: 
     assert last["members"][1]["health"] is False and last["members"][1]["lag_seconds"] is None
 
 
+def test_member_down_too_long_fails_before_the_wait_timeout(
+    rs: ReplicaSet, clock: Clock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A mongod that exited at its start: the primary sees it down on every poll."""
+    rs.members["db1:27017"].sees["db2:27017"] = DOWN
+    result = run(capsys, wait_for="member_caught_up", member_down_timeout=5, wait_timeout=600, wait_sleep=2)
+    assert result["failed"] is True and result["error_kind"] == "member_down"
+    assert "db2:27017 down" in result["msg"] and "member_down_timeout 5s" in result["msg"]
+    assert result["down_seconds"] == 6 and clock.now == 6
+    assert result["last_view"]["members"][1]["health"] is False
+
+
+def test_member_up_in_startup2_resets_the_down_count(
+    rs: ReplicaSet, clock: Clock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Down, then up syncing (STARTUP2) for long, then SECONDARY: a long initial sync is no failure."""
+    primary = rs.members["db1:27017"]
+    primary.sees["db2:27017"] = DOWN
+    syncing = [lambda: primary.sees.update({"db2:27017": ("STARTUP2", 1.0, None)})] + [lambda: None] * 10
+    clock.on_sleep = [lambda: None, *syncing, lambda: primary.sees.update({"db2:27017": ("SECONDARY", 1.0, 1)})]
+    result = run(capsys, wait_for="member_caught_up", member_down_timeout=3, wait_sleep=2)
+    assert not result.get("failed"), result
+    assert result["condition_met"] is True and result["waited_seconds"] == 26
+
+
+def test_member_down_timeout_only_with_member_caught_up(rs: ReplicaSet, capsys: pytest.CaptureFixture[str]) -> None:
+    result = run(capsys, wait_for="set_healthy", member_down_timeout=5)
+    assert result["failed"] is True and result["error_kind"] == "invalid_option"
+    assert result["option"] == "member_down_timeout" and rs.connections == []
+
+
 def test_primary_not_member_waits_for_another_primary(
     rs: ReplicaSet, clock: Clock, capsys: pytest.CaptureFixture[str]
 ) -> None:
