@@ -6,6 +6,7 @@
     fleet_check.py --fleet F --dir D --before LABEL --after LABEL [--writer LABEL] [--sampler LABEL]
                    [--sets cfg,rs1] [--checks writes,availability,elections,keys,configs,orphans]
                    [--expect-elections 1] [--max-write-errors 0] [--expect-each-down]
+                   [--ignore-down mongo3] [--not-expected-down mongo2]
 
 Inputs in D (the rotation work directory): ``members-<label>.json`` (per member, read by Ansible
 from the host: <dbPath>/storage.bson, /etc/mongod.conf, mongod's 29111 log lines),
@@ -24,7 +25,9 @@ How each check decides (every one can fail; the Molecule scenario proves it, neg
 - availability: in no sampler tick are two members of one set down at once; down means not
   answering hello as PRIMARY or SECONDARY (DOWN, TIMEOUT, OTHER, ERROR:...). The timeline must
   be dense (no gap over --max-tick-gap s) and, with --expect-each-down, show every member of
-  the checked sets down at least once (the sampler did see the outages it must judge).
+  the checked sets down at least once (the sampler did see the outages it must judge), but the
+  hosts of --not-expected-down. A host of --ignore-down (one a fault killed on purpose) is never
+  counted as down: the others must still never be two down at once.
 - elections: per set, replSetGetStatus.term after minus before (mongod bumps the term for every
   election, won or not) equals --expect-elections. The sampler's primaries (electionId, which
   mongod builds from the term) are reported beside it.
@@ -216,6 +219,7 @@ def check_availability(inputs: Inputs, check: Check) -> None:
     check.details["longest_tick_gap_s"] = round(longest, 3)
     if longest > args.max_tick_gap:
         check.fail(f"the sampler was blind for {longest:.1f} s from {at:.3f} (max {args.max_tick_gap} s)")
+    ignored = set(args.ignore_down or [])
     for name, members in inputs.sets.items():
         hosts = [m.host for m in members]
         windows: list[dict[str, Any]] = []
@@ -223,7 +227,8 @@ def check_availability(inputs: Inputs, check: Check) -> None:
         no_primary_ticks = 0
         for tick in timeline:
             states = {h: tick["members"].get(h, "MISSING") for h in hosts}
-            down = sorted(h for h, state in states.items() if state not in UP_STATES)
+            # a member a fault killed on purpose (--ignore-down) is judged by the fault, not here
+            down = sorted(h for h, state in states.items() if state not in UP_STATES and h not in ignored)
             for host in down:
                 seen_down[host] += 1
             if "PRIMARY" not in states.values():
@@ -244,7 +249,7 @@ def check_availability(inputs: Inputs, check: Check) -> None:
                 f"from {window['from']:.3f} for {window['to'] - window['from']:.2f} s: {window['states']}"
             )
         if args.expect_each_down:
-            never = [h for h, count in seen_down.items() if not count]
+            never = [h for h, count in seen_down.items() if not count and h not in (args.not_expected_down or [])]
             if never:
                 check.fail(f"{name}: the sampler never saw {never} down: it cannot vouch for their outages")
 
@@ -409,6 +414,16 @@ def main() -> int:
     parser.add_argument("--min-acks", type=int, default=20)
     parser.add_argument("--max-tick-gap", type=float, default=3.0)
     parser.add_argument("--expect-each-down", action="store_true", help="every member must be seen down once")
+    parser.add_argument(
+        "--ignore-down",
+        type=lambda text: text.split(","),
+        help="availability: inventory hosts a fault took down on purpose, not counted as down",
+    )
+    parser.add_argument(
+        "--not-expected-down",
+        type=lambda text: text.split(","),
+        help="with --expect-each-down: inventory hosts the operation left alone (e.g. converted earlier)",
+    )
     parser.add_argument("--allow-state-changes", action="store_true", help="old KMS objects may change state")
     parser.add_argument("--report", help="also write the report to this file")
     args = parser.parse_args()

@@ -126,6 +126,17 @@ def test_timeout_fails_with_the_last_view(rs: ReplicaSet, clock: Clock, capsys: 
     assert last["members"][1]["health"] is False and last["members"][1]["lag_seconds"] is None
 
 
+def test_a_long_startup2_is_waited_out(rs: ReplicaSet, clock: Clock, capsys: pytest.CaptureFixture[str]) -> None:
+    """Down, then up syncing (STARTUP2) for long, then SECONDARY: a long initial sync is no failure."""
+    primary = rs.members["db1:27017"]
+    primary.sees["db2:27017"] = DOWN
+    syncing = [lambda: primary.sees.update({"db2:27017": ("STARTUP2", 1.0, None)})] + [lambda: None] * 10
+    clock.on_sleep = [lambda: None, *syncing, lambda: primary.sees.update({"db2:27017": ("SECONDARY", 1.0, 1)})]
+    result = run(capsys, wait_for="member_caught_up", wait_sleep=2)
+    assert not result.get("failed"), result
+    assert result["condition_met"] is True and result["waited_seconds"] == 26
+
+
 def test_primary_not_member_waits_for_another_primary(
     rs: ReplicaSet, clock: Clock, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -30,6 +30,7 @@ from ansible_collections.kmipops.psmdb.plugins.module_utils._rotation.rotate imp
 )
 from unit.utils.rotation_member import ROTATE_OK, FakeMember, make_member, rotation, storage_bson_bytes
 
+
 @pytest.fixture(autouse=True)
 def private_tempdir(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """Give each test its own temporary directory root.
