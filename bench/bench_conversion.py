@@ -45,6 +45,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from _common import REPO_ROOT, header, write_results
 from bench_rotation_fleet import Fleet
@@ -243,6 +244,16 @@ class Members:
             return f"unknown ({type(exc).__name__})"
 
 
+def member_rates(entries: dict[str, dict[str, object]]) -> list[float]:
+    """data MiB / initial sync s of every member of a report with both figures."""
+    rates = []
+    for entry in entries.values():
+        data, sync = entry.get("data_bytes"), entry.get("initial_sync_seconds")
+        if isinstance(data, float) and isinstance(sync, float) and sync > 0:
+            rates.append(data / MIB / sync)
+    return rates
+
+
 def fit(points: list[tuple[float, float]]) -> tuple[float, float] | None:
     """Least squares seconds = a + MiB / rate: (rate MiB/s, a seconds), None if it cannot be fitted."""
     if len({x for x, _ in points}) < 2:
@@ -266,7 +277,11 @@ def main() -> int:
     parser.add_argument("--sets", default="1,4", help="N of the fleet scaling, comma-separated (default %(default)s)")
     parser.add_argument("--keep", action="store_true", help="leave the fleet up (remove it with --destroy-only)")
     parser.add_argument("--destroy-only", action="store_true", help="only remove a fleet left by --keep")
-    parser.add_argument("--state-dir", type=Path, help="the fleet's state directory (for --destroy-only)")
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        help="the fleet's state directory: with --keep, a later run with it goes on where this one stopped",
+    )
     args = parser.parse_args()
     sizes = [float(s) for s in args.sizes.split(",")]
     counts = sorted({int(n) for n in args.sets.split(",")})
@@ -292,47 +307,78 @@ def main() -> int:
     # molecule/shared/files: fleet_lib (pymongo helpers)
     sys.path.insert(0, str(REPO_ROOT / "molecule" / "shared" / "files"))
 
-    lines = header(f"conversion to KMIP by rolling initial sync: {len(fleet.names)} replica sets x 3 members")
-    lines.append("fleet: podman containers (systemd, mongod.service) running the PSMDB emulator, 2 PyKMIP servers")
-    lines.append(f"playbook: {PLAYBOOK} " + " ".join(f"-e {k}={v}" for k, v in PLAYBOOK_VARS.items()))
     by_set: dict[str, dict[str, dict[str, object]]] = {}
     walls: dict[str, float] = {}
     filled: dict[str, dict[str, float]] = {}
     sync_done: dict[str, float | None] = {}
-    try:
-        print(f"bringing up {len(fleet.names)} sets ({state_dir}, logs in {log_dir})", flush=True)
-        bring_up = sum(
-            fleet.playbook(step, label=Path(step).stem)
-            for step in ("molecule/shared/create.yml", "molecule/shared/prepare.yml", CONVERGE)
+    # progress.json: what is done, so that a run stopped by an error goes on from there with the same --state-dir
+    progress_file = state_dir / "progress.json"
+    progress: dict[str, Any] = json.loads(progress_file.read_text()) if progress_file.exists() else {}
+
+    def save() -> None:
+        progress_file.write_text(json.dumps(progress, indent=1))
+
+    # the header (date, load average) of the run that brought the fleet up; a resumed run says so
+    lines = list(
+        progress.setdefault(
+            "header", header(f"conversion to KMIP by rolling initial sync: {len(fleet.names)} replica sets x 3 members")
         )
-        lines.append(f"bring-up (create, prepare, converge): {bring_up:.0f} s")
+    )
+    if "bring_up" in progress:
+        lines.insert(-1, "resumed with the fleet kept up: " + ", ".join(header("")[1:3]))
+    lines.append("fleet: podman containers (systemd, mongod.service) running the PSMDB emulator, 2 PyKMIP servers")
+    lines.append(f"playbook: {PLAYBOOK} " + " ".join(f"-e {k}={v}" for k, v in PLAYBOOK_VARS.items()))
+    try:
+        if "bring_up" in progress:
+            print(f"reusing the fleet of {state_dir} (logs in {log_dir})", flush=True)
+        else:
+            print(f"bringing up {len(fleet.names)} sets ({state_dir}, logs in {log_dir})", flush=True)
+            progress["bring_up"] = sum(
+                fleet.playbook(step, label=Path(step).stem)
+                for step in ("molecule/shared/create.yml", "molecule/shared/prepare.yml", CONVERGE)
+            )
+            save()
+        lines.append(f"bring-up (create, prepare, converge): {progress['bring_up']:.0f} s")
         os.environ["KMIPOPS_ADMIN_PASSWORD"] = (state_dir / "admin-password").read_text().split()[0]
         members = Members(fleet)
         lines.append(f"emulator's initial sync throttle ({THROTTLE_PARAMETER}): {members.throttle()}")
-        targets = {**size_sets, **{name: fleet_size for names in fleet_sets.values() for name in names}}
-        started = time.monotonic()
-        with ThreadPoolExecutor(max_workers=len(targets)) as pool:
-            jobs = {name: pool.submit(fill, fleet, name, mib, seed) for seed, (name, mib) in enumerate(targets.items())}
-            filled = {name: job.result() for name, job in jobs.items()}
-        fill_seconds = time.monotonic() - started
+        if "filled" not in progress:
+            targets = {**size_sets, **{name: fleet_size for names in fleet_sets.values() for name in names}}
+            started = time.monotonic()
+            with ThreadPoolExecutor(max_workers=len(targets)) as pool:
+                jobs = {
+                    name: pool.submit(fill, fleet, name, mib, seed) for seed, (name, mib) in enumerate(targets.items())
+                }
+                progress["filled"] = {name: job.result() for name, job in jobs.items()}
+            progress["fill_seconds"] = time.monotonic() - started
+            save()
+            print(f"  filled in {progress['fill_seconds']:.0f} s", flush=True)
+        filled = progress["filled"]
         lines.append(
             f"fill: {sum(f['mib'] for f in filled.values()):.0f} MiB, {sum(f['documents'] for f in filled.values())} "
             f"documents over {DATABASES} databases x {len(COLLECTIONS)} collections per set, w:majority, "
-            f"{fill_seconds:.0f} s (plus the scenario's {DATABASES} x 1500 small documents per set)"
+            f"{progress['fill_seconds']:.0f} s (plus the scenario's {DATABASES} x 1500 small documents per set)"
         )
-        print(f"  filled in {fill_seconds:.0f} s", flush=True)
-        fleet.tool("wait-healthy", "--timeout=600")
+        fleet.tool("wait-healthy", "--timeout=900")
 
         # arm 1, the fleet-size set last: T(1) next to T(N)
         order = [n for n, s in size_sets.items() if s != fleet_size] + [
             n for n, s in size_sets.items() if s == fleet_size
         ]
         runs = [(name, [name]) for name in order] + [(f"N={count}", names) for count, names in fleet_sets.items()]
+        walls = progress.setdefault("walls", {})
         for label, names in runs:
             report = state_dir / f"report-{label.replace('=', '')}.json"
-            hosts = ":".join(f"replset_{name}" for name in names)
-            walls[label] = fleet.playbook(PLAYBOOK, *playbook_args(hosts, report), label=f"convert-{label}")
-            fleet.tool("wait-healthy", f"--sets={','.join(names)}", "--timeout=600")
+            if label not in walls:
+                if progress.get("started") == label:
+                    # the earlier attempt failed part-way: this run converts only what it left
+                    lines.append(f"{label}: re-run after a failed attempt, its times cover only the rest")
+                progress["started"] = label
+                save()
+                hosts = ":".join(f"replset_{name}" for name in names)
+                walls[label] = fleet.playbook(PLAYBOOK, *playbook_args(hosts, report), label=f"convert-{label}")
+                save()
+                fleet.tool("wait-healthy", f"--sets={','.join(names)}", "--timeout=900")
             entries = report_members(json.loads(report.read_text())) if report.exists() else {}
             by_set[label] = entries
             for host in entries:
@@ -398,18 +444,30 @@ def results_lines(
     lines.append("")
     if rates:
         lines.append(
-            f"copy rate of this fleet (data MiB / initial sync s): lowest {min(rates):.1f} MiB/s, median "
-            f"{statistics.median(rates):.1f} MiB/s over {len(rates)} members"
+            f"copy rate of this fleet (data MiB / initial sync s), {len(rates)} members converted one at a time:"
         )
+        for name, size in size_sets.items():
+            set_rates = member_rates(by_set.get(name, {}))
+            if set_rates:
+                lines.append(f"  {size:g} MiB of documents: median {statistics.median(set_rates):.1f} MiB/s")
+        for count in fleet_sets:
+            set_rates = member_rates(by_set.get(f"N={count}", {}))
+            if set_rates:
+                lines.append(
+                    f"  {fleet_size:g} MiB, {count} syncs at once (the fleet shares 2 cores): median "
+                    f"{statistics.median(set_rates):.1f} MiB/s, lowest {min(set_rates):.1f} MiB/s"
+                )
         fitted = fit(points)
         if fitted:
             lines.append(
                 f"  straight-line fit sync s = a + data MiB / rate: marginal rate {fitted[0]:.1f} MiB/s, "
-                f"a = {fitted[1]:.1f} s"
+                f"a = {fitted[1]:.1f} s (fixed start-up of a sync)"
             )
         lines.append(
-            "  (kmip_conversion_copy_rate_mib_per_second: take the lowest figure of a first conversion; "
-            "the role's default is 20)"
+            "  kmip_conversion_copy_rate_mib_per_second (role default 20): data_bytes / initial_sync_seconds of the"
+        )
+        lines.append(
+            "  members of a first conversion (its JSON report), at the largest size; the lowest figure is the safe side"
         )
     base_label = next(n for n, s in size_sets.items() if s == fleet_size)
     lines += ["", f"fleet scaling, {fleet_size:g} MiB of documents per set, waves, same run:"]
