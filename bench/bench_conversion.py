@@ -408,9 +408,10 @@ def results_lines(
 
     lines = [
         "",
-        "per member against data size (each set converted alone; data = the member's dbPath before, as the",
-        "pre-flight measures it; copy rate = data / initial sync; mongod = its log's 'Initial sync done'",
-        "durationSeconds):",
+        "per member against data size, each set converted alone. data = the member's dbPath before (data_bytes, as",
+        "the pre-flight measures it); sync = initial_sync_seconds, from mongod's start to SECONDARY and caught up as",
+        "the primary sees it (mongod's start-up and the polling included); MiB/s = data / sync; mongod = its own",
+        "log's 'Initial sync done' durationSeconds (whole seconds); member = conversion_seconds (all its steps):",
         f"  {'set':<6} {'docs MiB':>8} {'member':<8} {'wave':>4} {'result':<10} {'data MiB':>8} {'sync s':>7} "
         f"{'mongod s':>8} {'member s':>8} {'MiB/s':>6}",
     ]
