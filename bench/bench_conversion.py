@@ -170,6 +170,14 @@ def fill(fleet: Fleet, replset: str, mib: float, seed: int) -> dict[str, float]:
     return {"mib": inserted / MIB, "documents": docs, "seconds": time.monotonic() - started}
 
 
+def fill_line(filled: dict[str, dict[str, float]], seconds: float) -> str:
+    return (
+        f"fill: {sum(f['mib'] for f in filled.values()):.0f} MiB, {sum(f['documents'] for f in filled.values()):.0f} "
+        f"documents over {DATABASES} databases x {len(COLLECTIONS)} collections per set, w:majority, "
+        f"{seconds:.0f} s (plus the scenario's {DATABASES} x 1500 small documents per set)"
+    )
+
+
 def playbook_args(hosts: str, report: Path) -> list[str]:
     args: list[str] = []
     for name, value in PLAYBOOK_VARS.items():
@@ -278,6 +286,11 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="leave the fleet up (remove it with --destroy-only)")
     parser.add_argument("--destroy-only", action="store_true", help="only remove a fleet left by --keep")
     parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="with --state-dir: write the results of what a stopped run measured, touching no host",
+    )
+    parser.add_argument(
         "--state-dir",
         type=Path,
         help="the fleet's state directory: with --keep, a later run with it goes on where this one stopped",
@@ -311,6 +324,9 @@ def main() -> int:
     walls: dict[str, float] = {}
     filled: dict[str, dict[str, float]] = {}
     sync_done: dict[str, float | None] = {}
+    # arm 1, the fleet-size set last: T(1) next to T(N)
+    order = [n for n, s in size_sets.items() if s != fleet_size] + [n for n, s in size_sets.items() if s == fleet_size]
+    runs = [(name, [name]) for name in order] + [(f"N={count}", names) for count, names in fleet_sets.items()]
     # progress.json: what is done, so that a run stopped by an error goes on from there with the same --state-dir
     progress_file = state_dir / "progress.json"
     progress: dict[str, Any] = json.loads(progress_file.read_text()) if progress_file.exists() else {}
@@ -324,10 +340,32 @@ def main() -> int:
             "header", header(f"conversion to KMIP by rolling initial sync: {len(fleet.names)} replica sets x 3 members")
         )
     )
-    if "bring_up" in progress:
+    if "bring_up" in progress and not args.report_only:
         lines.insert(-1, "resumed with the fleet kept up: " + ", ".join(header("")[1:3]))
     lines.append("fleet: podman containers (systemd, mongod.service) running the PSMDB emulator, 2 PyKMIP servers")
     lines.append(f"playbook: {PLAYBOOK} " + " ".join(f"-e {k}={v}" for k, v in PLAYBOOK_VARS.items()))
+    if args.report_only:
+        # read-only: the progress and reports of the state directory, the members' logs if they are still up
+        walls = progress.get("walls", {})
+        filled = progress.get("filled", {})
+        lines.append(f"bring-up (create, prepare, converge): {progress.get('bring_up', 0):.0f} s")
+        if (state_dir / "admin-password").exists():
+            os.environ["KMIPOPS_ADMIN_PASSWORD"] = (state_dir / "admin-password").read_text().split()[0]
+            lines.append(f"emulator's initial sync throttle ({THROTTLE_PARAMETER}): {Members(fleet).throttle()}")
+        if filled:
+            lines.append(fill_line(filled, progress.get("fill_seconds", 0)))
+        for label, _names in runs:
+            report = state_dir / f"report-{label.replace('=', '')}.json"
+            if label in walls and report.exists():
+                by_set[label] = report_members(json.loads(report.read_text()))
+                for host in by_set[label]:
+                    sync_done[host] = Members(fleet).sync_done_seconds(host)
+        missing = [label for label, _names in runs if label not in by_set]
+        if missing:
+            lines.append(f"PARTIAL: the run stopped before {', '.join(missing)}")
+        lines += results_lines(size_sets, fleet_size, fleet_sets, filled, walls, by_set, sync_done)
+        write_results("bench_conversion", lines)
+        return 0
     try:
         if "bring_up" in progress:
             print(f"reusing the fleet of {state_dir} (logs in {log_dir})", flush=True)
@@ -354,18 +392,9 @@ def main() -> int:
             save()
             print(f"  filled in {progress['fill_seconds']:.0f} s", flush=True)
         filled = progress["filled"]
-        lines.append(
-            f"fill: {sum(f['mib'] for f in filled.values()):.0f} MiB, {sum(f['documents'] for f in filled.values())} "
-            f"documents over {DATABASES} databases x {len(COLLECTIONS)} collections per set, w:majority, "
-            f"{progress['fill_seconds']:.0f} s (plus the scenario's {DATABASES} x 1500 small documents per set)"
-        )
+        lines.append(fill_line(filled, progress["fill_seconds"]))
         fleet.tool("wait-healthy", "--timeout=900")
 
-        # arm 1, the fleet-size set last: T(1) next to T(N)
-        order = [n for n, s in size_sets.items() if s != fleet_size] + [
-            n for n, s in size_sets.items() if s == fleet_size
-        ]
-        runs = [(name, [name]) for name in order] + [(f"N={count}", names) for count, names in fleet_sets.items()]
         walls = progress.setdefault("walls", {})
         for label, names in runs:
             report = state_dir / f"report-{label.replace('=', '')}.json"
