@@ -449,7 +449,9 @@ def results_lines(
     for name, size in size_sets.items():
         entries = by_set.get(name, {})
         if not entries:
-            lines.append(f"  {name:<6} no member figures in the report")
+            lines.append(
+                f"  {name:<6} not measured" if name not in walls else f"  {name:<6} no member figures in its report"
+            )
         for host, entry in sorted(entries.items(), key=lambda item: (str(item[1].get("wave")), item[0])):
             data = entry.get("data_bytes")
             sync = entry.get("initial_sync_seconds")
