@@ -21,7 +21,7 @@ and, for every N > 1 of ``--sets``, N more sets (``n4s1``...), all filled before
   per-member figure, and a straight-line fit of sync time against data size (the marginal rate
   and the fixed start-up cost of a sync).
 - **Fleet scaling**: T(1) is the wall time of the ansible-playbook run that converted the
-  ``--fleet-size`` set alone (an arm-1 run, the last one so that it sits next to the others);
+  ``--fleet-size`` set alone (an arm-1 run, the first one, right before the N-set runs);
   T(N) the wall time of one run over N other sets of the same size, in waves. Goal: T(4)/T(1)
   <= 1.5.
 
@@ -324,9 +324,10 @@ def main() -> int:
     walls: dict[str, float] = {}
     filled: dict[str, dict[str, float]] = {}
     sync_done: dict[str, float | None] = {}
-    # arm 1, the fleet-size set last: T(1) next to T(N)
-    order = [n for n, s in size_sets.items() if s != fleet_size] + [n for n, s in size_sets.items() if s == fleet_size]
-    runs = [(name, [name]) for name in order] + [(f"N={count}", names) for count, names in fleet_sets.items()]
+    # the fleet-size set first, then the N-set runs: T(1) next to T(N); then the other sizes
+    base = next(name for name, size in size_sets.items() if size == fleet_size)
+    runs = [(base, [base])] + [(f"N={count}", names) for count, names in fleet_sets.items()]
+    runs += [(name, [name]) for name in size_sets if name != base]
     # progress.json: what is done, so that a run stopped by an error goes on from there with the same --state-dir
     progress_file = state_dir / "progress.json"
     progress: dict[str, Any] = json.loads(progress_file.read_text()) if progress_file.exists() else {}
