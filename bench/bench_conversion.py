@@ -163,19 +163,41 @@ def fill(fleet: Fleet, replset: str, mib: float, seed: int) -> dict[str, float]:
                 docs += 1
             database, collection = slots[slot % len(slots)]
             slot += 1
-            client[database].get_collection(
-                collection, write_concern=WriteConcern(w="majority", wtimeout=300000)
-            ).insert_many(batch, ordered=True)
+            majority = WriteConcern(w="majority", wtimeout=300000)
+            insert_batch(client[database].get_collection(collection, write_concern=majority), batch)
             inserted += size
     return {"mib": inserted / MIB, "documents": docs, "seconds": time.monotonic() - started}
 
 
 def fill_line(filled: dict[str, dict[str, float]], seconds: float) -> str:
+    if not filled:
+        return "fill: no figures (see the note below); data MiB in the tables is what each member held"
     return (
         f"fill: {sum(f['mib'] for f in filled.values()):.0f} MiB, {sum(f['documents'] for f in filled.values()):.0f} "
         f"documents over {DATABASES} databases x {len(COLLECTIONS)} collections per set, w:majority, "
         f"{seconds:.0f} s (plus the scenario's {DATABASES} x 1500 small documents per set)"
     )
+
+
+def insert_batch(collection: Any, batch: list[dict[str, object]], attempts: int = 10) -> None:
+    """insert_many that outlives an election under load: the batch again (unordered, duplicates are a no-op)."""
+    from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure
+
+    for attempt in range(attempts):
+        try:
+            collection.insert_many(batch, ordered=False)
+            return
+        except BulkWriteError as exc:
+            if all(error.get("code") == 11000 for error in exc.details.get("writeErrors", [])) and not exc.details.get(
+                "writeConcernErrors"
+            ):
+                return  # what an earlier attempt had inserted
+            if attempt == attempts - 1:
+                raise
+        except (ConnectionFailure, OperationFailure):  # NotPrimaryError is a ConnectionFailure
+            if attempt == attempts - 1:
+                raise
+        time.sleep(2)
 
 
 def playbook_args(hosts: str, report: Path) -> list[str]:
@@ -355,6 +377,7 @@ def main() -> int:
             lines.append(f"emulator's initial sync throttle ({THROTTLE_PARAMETER}): {Members(fleet).throttle()}")
         if filled:
             lines.append(fill_line(filled, progress.get("fill_seconds", 0)))
+        lines += progress.get("notes", [])
         for label, _names in runs:
             report = state_dir / f"report-{label.replace('=', '')}.json"
             if label in walls and report.exists():
@@ -394,6 +417,7 @@ def main() -> int:
             print(f"  filled in {progress['fill_seconds']:.0f} s", flush=True)
         filled = progress["filled"]
         lines.append(fill_line(filled, progress["fill_seconds"]))
+        lines += progress.get("notes", [])
         fleet.tool("wait-healthy", "--timeout=900")
 
         walls = progress.setdefault("walls", {})
