@@ -514,7 +514,8 @@ def results_lines(
                     f"  {fleet_size:g} MiB, {count} syncs at once (the fleet shares 2 cores): median "
                     f"{statistics.median(set_rates):.1f} MiB/s, lowest {min(set_rates):.1f} MiB/s"
                 )
-        fitted = fit(points)
+        # a line needs two data sizes at least (members of one set differ only by their oplog's size)
+        fitted = fit(points) if sum(1 for name in size_sets if member_rates(by_set.get(name, {}))) >= 2 else None
         if fitted:
             lines.append(
                 f"  straight-line fit sync s = a + data MiB / rate: marginal rate {fitted[0]:.1f} MiB/s, "
