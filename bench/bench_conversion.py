@@ -13,10 +13,12 @@ and, for every N > 1 of ``--sets``, N more sets (``n4s1``...), all filled before
 - **Per member against data size**: each size set is filled with ``--sizes`` MiB of documents
   (about 1 KiB each, realistic orders spread over several databases and collections) and
   converted alone by the collection's playbooks/encrypt_existing_data.yml. Printed per member,
-  from the playbook's JSON report: its dbPath's data size before (``data_bytes``, what the
-  pre-flight divides by the copy rate), the initial sync time (``initial_sync_seconds``), the
-  member's whole conversion time (``conversion_seconds``), and the **copy rate** = data size /
-  initial sync time; also mongod's own "Initial sync done" durationSeconds (log id 21163).
+  from the playbook's JSON report (mongod_fleet's report, ``members.<host>.details`` written by
+  kmip_conversion - ConversionReport): its dbPath's data size before (``data_bytes``, what the
+  pre-flight divides by the copy rate), the initial sync time (``seconds.initial_sync``), the
+  member's whole conversion time (``seconds.total``: stop, set aside and configure, initial
+  sync), and the **copy rate** = data size / initial sync time; also mongod's own "Initial sync
+  done" durationSeconds (log id 21163).
   The copy rate is what ``kmip_conversion_copy_rate_mib_per_second`` should hold: the lowest
   per-member figure, and a straight-line fit of sync time against data size (the marginal rate
   and the fixed start-up cost of a sync).
@@ -26,7 +28,8 @@ and, for every N > 1 of ``--sets``, N more sets (``n4s1``...), all filled before
   <= 1.5.
 
 The playbook gets only the variables in PLAYBOOK_VARS (the role's names may change: adapt them
-there). Needs root and podman; it has its own addresses, containers and lock:
+there; the report's fields are read in ConversionReport). Needs root and podman; it has its own
+addresses, containers and lock:
 
     flock /tmp/kmipops-lock-bench-conversion .venv/bin/python bench/bench_conversion.py
 """
@@ -43,6 +46,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -53,15 +57,16 @@ from bench_rotation_fleet import Fleet
 NET = "127.0.16"
 PREFIX = "kmipops-cbench-"
 PLAYBOOK = "playbooks/encrypt_existing_data.yml"
-# Every variable the benchmark gives the playbook ({hosts}: a host pattern, {report}: a JSON path).
-# prereqs/interpreter: the image's venv is there already (prepare.yml), as in the Molecule verify;
-# poll_delay 1 s: the initial sync's end is seen within 1 s instead of the default 5 s.
+# Every variable the benchmark gives the playbook ({hosts}: a host pattern, {report}: a JSON path):
+# the playbook's kmip_conversion_hosts and kmip_conversion_install_prereqs, the role's
+# kmip_conversion_report_path (roles/kmip_conversion/meta/argument_specs.yml). install_prereqs/
+# interpreter: the image's venv is there already (prepare.yml), as in the Molecule verify. The end of
+# an initial sync is seen within mongod_fleet_wait_sleep, 1 s by default: nothing to set for it.
 PLAYBOOK_VARS = {
     "kmip_conversion_hosts": "{hosts}",
-    "kmip_conversion_report_file": "{report}",
-    "kmip_conversion_prereqs": "false",
+    "kmip_conversion_report_path": "{report}",
+    "kmip_conversion_install_prereqs": "false",
     "kmipops_python_interpreter": "/opt/kmipops/venv/bin/python",
-    "kmip_conversion_poll_delay": "1",
 }
 CONVERGE = "molecule/encrypt-existing/converge.yml"
 DESTROY = "molecule/rotation/destroy.yml"
@@ -207,40 +212,105 @@ def playbook_args(hosts: str, report: Path) -> list[str]:
     return args
 
 
-def report_members(report: object) -> dict[str, dict[str, object]]:
-    """Per inventory host, the member entries of the playbook's JSON report (kmip_conversion_report_file).
+class ReportShapeError(ValueError):
+    """The JSON report is not the kmip_conversion report this script reads (its fields moved or were renamed)."""
 
-    Read defensively: any mapping with a host name (``host``/``inventory_hostname``, else ``member``
-    without its port) and at least one known figure, wherever it sits in the report.
-    """
-    figures = {
-        "conversion_seconds": ("conversion_seconds", "seconds", "duration_seconds", "duration"),
-        "initial_sync_seconds": ("initial_sync_seconds", "sync_seconds", "initial_sync_s"),
-        "data_bytes": ("data_bytes", "data_size_bytes", "size_bytes"),
-    }
-    found: dict[str, dict[str, object]] = {}
 
-    def walk(node: object) -> None:
-        if isinstance(node, dict):
-            host = next((node[k] for k in ("host", "inventory_hostname", "member") if isinstance(node.get(k), str)), "")
-            entry: dict[str, object] = {}
-            for field, keys in figures.items():
-                value = next((node[k] for k in keys if isinstance(node.get(k), int | float | str)), None)
-                try:
-                    entry[field] = float(value) if value not in (None, "", "None") else None
-                except (TypeError, ValueError):
-                    entry[field] = None
-            if host and any(v is not None for v in entry.values()):
-                entry.update({k: node.get(k) for k in ("set", "result", "wave", "was_primary")})
-                found[host.split(":")[0]] = entry
-            for child in node.values():
-                walk(child)
-        elif isinstance(node, list):
-            for child in node:
-                walk(child)
+def _number(value: object, where: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ReportShapeError(f"{where}: a number expected, got {value!r}")
+    return float(value)
 
-    walk(report)
-    return found
+
+@dataclass(frozen=True)
+class MemberFigures:
+    """One member of the report: mongod_fleet's entry (fleet_report) with kmip_conversion's details."""
+
+    host: str  # the inventory host, the key of ``members``
+    status: str  # done, failed, skipped, halted, lost (fleet_report)
+    wave: int | None  # the wave it was worked in
+    data_bytes: float | None  # details.data_bytes: its dbPath before, as the pre-flight measured it
+    initial_sync_seconds: float | None  # details.seconds.initial_sync: mongod's start to SECONDARY and caught up
+    conversion_seconds: float | None  # details.seconds.total: from the stop to caught up, the role's whole conversion
+    rolled_back: bool  # details.rolled_back: its conversion failed and the old data is back
+
+    @property
+    def data_mib(self) -> float | None:
+        return None if self.data_bytes is None else self.data_bytes / MIB
+
+    @property
+    def copy_rate(self) -> float | None:
+        """data MiB / initial sync s, None without both figures."""
+        sync = self.initial_sync_seconds
+        return self.data_bytes / MIB / sync if self.data_bytes is not None and sync else None
+
+    @classmethod
+    def parse(cls, host: str, entry: object) -> MemberFigures:
+        """One ``members`` entry: plan.yml/member.yml record it, report.yml merges kmip_conversion_member_details."""
+        if not isinstance(entry, dict) or not isinstance(entry.get("status"), str):
+            raise ReportShapeError(f"members.{host}: a mapping with a status expected, got {entry!r}")
+        details = entry.get("details")
+        if not isinstance(details, dict):
+            raise ReportShapeError(f"members.{host}.details: a mapping expected, got {details!r}")
+        # preflight.yml sets data_bytes for every member; convert_member.yml the step times once it is verified
+        steps = details.get("seconds", {})
+        if not isinstance(steps, dict):
+            raise ReportShapeError(f"members.{host}.details.seconds: a mapping of step times expected, got {steps!r}")
+        wave = entry.get("wave")
+        if wave is not None and (isinstance(wave, bool) or not isinstance(wave, int)):
+            raise ReportShapeError(f"members.{host}.wave: an integer expected, got {wave!r}")
+        figures = cls(
+            host=host,
+            status=entry["status"],
+            wave=wave,
+            data_bytes=_number(details.get("data_bytes"), f"members.{host}.details.data_bytes"),
+            initial_sync_seconds=_number(steps.get("initial_sync"), f"members.{host}.details.seconds.initial_sync"),
+            conversion_seconds=_number(steps.get("total"), f"members.{host}.details.seconds.total"),
+            rolled_back=details.get("rolled_back") is True,
+        )
+        if figures.status == "done" and None in (
+            figures.data_bytes,
+            figures.initial_sync_seconds,
+            figures.conversion_seconds,
+        ):
+            raise ReportShapeError(
+                f"members.{host}: done, but details.data_bytes, details.seconds.initial_sync or details.seconds.total "
+                f"is missing (details {sorted(details)}, seconds {sorted(steps)})"
+            )
+        return figures
+
+
+@dataclass(frozen=True)
+class ConversionReport:
+    """The playbook's JSON report (kmip_conversion_report_path): mongod_fleet's report.yml, fleet_report filter."""
+
+    outcome: str  # complete, halted, incomplete... (fleet_report)
+    members: dict[str, MemberFigures]
+
+    @classmethod
+    def parse(cls, report: object) -> ConversionReport:
+        if not isinstance(report, dict) or not isinstance(report.get("outcome"), str):
+            raise ReportShapeError("not a mongod_fleet report: no outcome")
+        members = report.get("members")
+        if not isinstance(members, dict):
+            raise ReportShapeError(f"members: a mapping of inventory host to member expected, got {members!r}")
+        return cls(report["outcome"], {host: MemberFigures.parse(host, entry) for host, entry in members.items()})
+
+    @classmethod
+    def load(cls, path: Path) -> ConversionReport:
+        try:
+            return cls.parse(json.loads(path.read_text()))
+        except ReportShapeError as exc:
+            raise ReportShapeError(f"{path}: {exc}") from exc
+
+    def rates(self) -> list[float]:
+        """The copy rate of every member with both figures."""
+        return [rate for member in self.members.values() if (rate := member.copy_rate) is not None]
+
+    def conversion_times(self) -> list[float]:
+        return [s for member in self.members.values() if (s := member.conversion_seconds) is not None]
 
 
 class Members:
@@ -274,16 +344,6 @@ class Members:
             return f"unknown ({type(exc).__name__})"
 
 
-def member_rates(entries: dict[str, dict[str, object]]) -> list[float]:
-    """data MiB / initial sync s of every member of a report with both figures."""
-    rates = []
-    for entry in entries.values():
-        data, sync = entry.get("data_bytes"), entry.get("initial_sync_seconds")
-        if isinstance(data, float) and isinstance(sync, float) and sync > 0:
-            rates.append(data / MIB / sync)
-    return rates
-
-
 def fit(points: list[tuple[float, float]]) -> tuple[float, float] | None:
     """Least squares seconds = a + MiB / rate: (rate MiB/s, a seconds), None if it cannot be fitted."""
     if len({x for x, _ in points}) < 2:
@@ -294,6 +354,20 @@ def fit(points: list[tuple[float, float]]) -> tuple[float, float] | None:
     if slope <= 0:
         return None
     return 1 / slope, mean_y - slope * mean_x
+
+
+def read_report(label: str, path: Path, lines: list[str]) -> ConversionReport | None:
+    """The report of one run, None without one; a report in another shape is named in the results, not fatal."""
+    if not path.exists():
+        return None
+    try:
+        report = ConversionReport.load(path)
+    except (ReportShapeError, json.JSONDecodeError) as exc:
+        lines.append(f"{label}: report not read: {exc}")
+        return None
+    if report.outcome != "complete":
+        lines.append(f"{label}: the report's outcome is {report.outcome}, not complete")
+    return report
 
 
 def main() -> int:
@@ -342,7 +416,7 @@ def main() -> int:
     # molecule/shared/files: fleet_lib (pymongo helpers)
     sys.path.insert(0, str(REPO_ROOT / "molecule" / "shared" / "files"))
 
-    by_set: dict[str, dict[str, dict[str, object]]] = {}
+    by_set: dict[str, ConversionReport] = {}
     walls: dict[str, float] = {}
     filled: dict[str, dict[str, float]] = {}
     sync_done: dict[str, float | None] = {}
@@ -380,11 +454,11 @@ def main() -> int:
         lines += progress.get("notes", [])
         for label, _names in runs:
             report = state_dir / f"report-{label.replace('=', '')}.json"
-            if label in walls and report.exists():
-                by_set[label] = report_members(json.loads(report.read_text()))
-                for host in by_set[label]:
+            if label in walls and (read := read_report(label, report, lines)) is not None:
+                by_set[label] = read
+                for host in read.members:
                     sync_done[host] = Members(fleet).sync_done_seconds(host)
-        missing = [label for label, _names in runs if label not in by_set]
+        missing = [label for label, _names in runs if label not in walls]
         if missing:
             lines.append(f"PARTIAL: the run stopped before {', '.join(missing)}")
         lines += results_lines(size_sets, fleet_size, fleet_sets, filled, walls, by_set, sync_done)
@@ -433,10 +507,10 @@ def main() -> int:
                 walls[label] = fleet.playbook(PLAYBOOK, *playbook_args(hosts, report), label=f"convert-{label}")
                 save()
                 fleet.tool("wait-healthy", f"--sets={','.join(names)}", "--timeout=900")
-            entries = report_members(json.loads(report.read_text())) if report.exists() else {}
-            by_set[label] = entries
-            for host in entries:
-                sync_done[host] = members.sync_done_seconds(host)
+            if (read := read_report(label, report, lines)) is not None:
+                by_set[label] = read
+                for host in read.members:
+                    sync_done[host] = members.sync_done_seconds(host)
     finally:
         if not args.keep:
             fleet.playbook(DESTROY, label="destroy")
@@ -448,13 +522,32 @@ def main() -> int:
     return 0
 
 
+def size_points(size_sets: dict[str, float], by_set: dict[str, ConversionReport]) -> list[tuple[float, float]]:
+    """(data MiB, initial sync s) of every member of the size runs (one set at a time) with both figures."""
+    return [
+        (member.data_mib, member.initial_sync_seconds)
+        for name in size_sets
+        if name in by_set
+        for member in by_set[name].members.values()
+        if member.data_mib is not None and member.initial_sync_seconds  # both figures, a sync that took time
+    ]
+
+
+def copy_rate_fit(size_sets: dict[str, float], by_set: dict[str, ConversionReport]) -> tuple[float, float] | None:
+    """The straight-line fit over the size runs; a line needs two data sizes at least (members of one set
+    differ only by their oplog's size)."""
+    if sum(1 for name in size_sets if name in by_set and by_set[name].rates()) < 2:
+        return None
+    return fit(size_points(size_sets, by_set))
+
+
 def results_lines(
     size_sets: dict[str, float],
     fleet_size: float,
     fleet_sets: dict[int, list[str]],
     filled: dict[str, dict[str, float]],
     walls: dict[str, float],
-    by_set: dict[str, dict[str, dict[str, object]]],
+    by_set: dict[str, ConversionReport],
     sync_done: dict[str, float | None],
 ) -> list[str]:
     def num(value: object, spec: str = ".1f") -> str:
@@ -462,95 +555,78 @@ def results_lines(
 
     lines = [
         "",
-        "per member against data size, each set converted alone. data = the member's dbPath before (data_bytes, as",
-        "the pre-flight measures it); sync = initial_sync_seconds, from mongod's start to SECONDARY and caught up as",
-        "the primary sees it (mongod's start-up and the polling included); MiB/s = data / sync; mongod = its own",
-        "log's 'Initial sync done' durationSeconds (whole seconds); member = conversion_seconds (all its steps):",
-        f"  {'set':<6} {'docs MiB':>8} {'member':<8} {'wave':>4} {'result':<10} {'data MiB':>8} {'sync s':>7} "
+        "per member against data size, each set converted alone; from the JSON report's members.<host>.details:",
+        "data = data_bytes, the member's dbPath before, as the pre-flight measures it; sync = seconds.initial_sync,",
+        "from mongod's start to SECONDARY and caught up as the primary sees it (mongod's start-up and the polling",
+        "included); member = seconds.total, from the stop to caught up (stop, set aside and configure, initial sync;",
+        "not the gate, the step-down nor the KMIP check after); status = the member's (rb: rolled back);",
+        "MiB/s = data / sync; mongod = its own log's 'Initial sync done' durationSeconds (whole seconds):",
+        f"  {'set':<6} {'docs MiB':>8} {'member':<8} {'wave':>4} {'status':<10} {'data MiB':>8} {'sync s':>7} "
         f"{'mongod s':>8} {'member s':>8} {'MiB/s':>6}",
     ]
-    points: list[tuple[float, float]] = []
-    rates: list[float] = []
     for name, size in size_sets.items():
-        entries = by_set.get(name, {})
-        if not entries:
+        report = by_set.get(name)
+        if report is None or not report.members:
             lines.append(
                 f"  {name:<6} not measured" if name not in walls else f"  {name:<6} no member figures in its report"
             )
-        for host, entry in sorted(entries.items(), key=lambda item: (str(item[1].get("wave")), item[0])):
-            data = entry.get("data_bytes")
-            sync = entry.get("initial_sync_seconds")
-            data_mib = data / MIB if isinstance(data, float) else None
-            rate = data_mib / sync if data_mib is not None and isinstance(sync, float) and sync > 0 else None
-            if rate is not None and data_mib is not None and isinstance(sync, float):
-                points.append((data_mib, sync))
-                rates.append(rate)
-            wave = str(entry.get("wave", "-"))
+        members = report.members.values() if report is not None else []
+        for member in sorted(members, key=lambda m: (m.wave is None, m.wave or 0, m.host)):
+            status = member.status + ("/rb" if member.rolled_back else "")
             lines.append(
-                f"  {name:<6} {num(filled.get(name, {}).get('mib'), '.0f'):>8} {host:<8} {wave:>4} "
-                f"{str(entry.get('result', '-'))[:10]:<10} {num(data_mib):>8} {num(sync):>7} "
-                f"{num(sync_done.get(host), '.0f'):>8} "
-                f"{num(entry.get('conversion_seconds')):>8} {num(rate):>6}"
+                f"  {name:<6} {num(filled.get(name, {}).get('mib'), '.0f'):>8} {member.host:<8} "
+                f"{num(member.wave, 'd'):>4} {status[:10]:<10} {num(member.data_mib):>8} "
+                f"{num(member.initial_sync_seconds):>7} {num(sync_done.get(member.host), '.0f'):>8} "
+                f"{num(member.conversion_seconds):>8} {num(member.copy_rate):>6}"
             )
-        member_times = [
-            e["conversion_seconds"] for e in entries.values() if isinstance(e.get("conversion_seconds"), float)
-        ]
         if name in walls:
-            mean = f", mean per member {statistics.fmean(member_times):.1f} s" if member_times else ""
+            times = report.conversion_times() if report is not None else []
+            mean = f", mean per member {statistics.fmean(times):.1f} s" if times else ""
             lines.append(f"  {name:<6} ({size:g} MiB of documents): wall time of the run {walls[name]:.1f} s{mean}")
     lines.append("")
-    if rates:
+    size_rates = {name: by_set[name].rates() for name in size_sets if name in by_set}
+    if any(size_rates.values()):
         lines.append(
-            f"copy rate of this fleet (data MiB / initial sync s), {len(rates)} members converted one at a time:"
+            f"copy rate of this fleet (data MiB / initial sync s), {sum(map(len, size_rates.values()))} members "
+            "converted one at a time:"
         )
         for name, size in size_sets.items():
-            set_rates = member_rates(by_set.get(name, {}))
-            if set_rates:
-                lines.append(f"  {size:g} MiB of documents: median {statistics.median(set_rates):.1f} MiB/s")
+            if size_rates.get(name):
+                lines.append(f"  {size:g} MiB of documents: median {statistics.median(size_rates[name]):.1f} MiB/s")
         for count in fleet_sets:
-            set_rates = member_rates(by_set.get(f"N={count}", {}))
+            set_rates = by_set[f"N={count}"].rates() if f"N={count}" in by_set else []
             if set_rates:
                 lines.append(
                     f"  {fleet_size:g} MiB, {count} syncs at once (the fleet shares 2 cores): median "
                     f"{statistics.median(set_rates):.1f} MiB/s, lowest {min(set_rates):.1f} MiB/s"
                 )
-        # a line needs two data sizes at least (members of one set differ only by their oplog's size)
-        fitted = fit(points) if sum(1 for name in size_sets if member_rates(by_set.get(name, {}))) >= 2 else None
+        fitted = copy_rate_fit(size_sets, by_set)
         if fitted:
             lines.append(
                 f"  straight-line fit sync s = a + data MiB / rate: marginal rate {fitted[0]:.1f} MiB/s, "
                 f"a = {fitted[1]:.1f} s (fixed start-up of a sync)"
             )
-        lines.append(
-            "  kmip_conversion_copy_rate_mib_per_second (role default 20): data_bytes / initial_sync_seconds of the"
-        )
-        lines.append(
-            "  members of a first conversion (its JSON report), at the largest size; the lowest figure is the safe side"
-        )
+        lines += [
+            "  kmip_conversion_copy_rate_mib_per_second (role default 20): data / sync (details.data_bytes /",
+            "  details.seconds.initial_sync) of the members of a first conversion (its JSON report), at the largest",
+            "  size; the lowest figure is the safe side",
+        ]
     base_label = next(n for n, s in size_sets.items() if s == fleet_size)
     lines += ["", f"fleet scaling, {fleet_size:g} MiB of documents per set, waves, same run:"]
     lines.append(f"  {'N':>3} {'T':>9} {'T(N)/T(1)':>10}  sets")
     if base_label in walls:
         base = walls[base_label]
         lines.append(f"  {1:>3} {base:>8.1f}s {1.0:>10.2f}  {base_label}")
+        base_times = by_set[base_label].conversion_times() if base_label in by_set else []
         for count, names in fleet_sets.items():
             wall = walls.get(f"N={count}")
             if wall is None:
                 continue
             lines.append(f"  {count:>3} {wall:>8.1f}s {wall / base:>10.2f}  {','.join(names)}")
-            member_times = [
-                e["conversion_seconds"]
-                for e in by_set.get(f"N={count}", {}).values()
-                if isinstance(e.get("conversion_seconds"), float)
-            ]
-            base_times = [
-                e["conversion_seconds"]
-                for e in by_set.get(base_label, {}).values()
-                if isinstance(e.get("conversion_seconds"), float)
-            ]
-            if member_times and base_times:
+            times = by_set[f"N={count}"].conversion_times() if f"N={count}" in by_set else []
+            if times and base_times:
                 lines.append(
-                    f"      mean time per member: {statistics.fmean(member_times):.1f} s at N={count} vs "
+                    f"      mean time per member: {statistics.fmean(times):.1f} s at N={count} vs "
                     f"{statistics.fmean(base_times):.1f} s at N=1"
                 )
         goal = walls.get(f"N={max(fleet_sets)}") if fleet_sets else None

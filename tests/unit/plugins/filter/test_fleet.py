@@ -12,42 +12,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.kmipops.psmdb.plugins.filter.fleet_report import fleet_report
 from ansible_collections.kmipops.psmdb.plugins.filter.fleet_turn import fleet_turn
 from ansible_collections.kmipops.psmdb.plugins.filter.fleet_waves import fleet_waves
-
-
-def member(name: str, state: str = "SECONDARY", **extra: Any) -> dict[str, Any]:
-    return {
-        "name": name,
-        "state_str": state,
-        "health": 1,
-        "lag_seconds": 0,
-        "priority": 1,
-        "votes": 1,
-        "hidden": False,
-        "arbiter_only": False,
-        **extra,
-    }
-
-
-def replset(set_name: str, hosts: list[str], primary: int = 0, term: int = 3, **over: Any) -> list[dict[str, Any]]:
-    """One record per host of a healthy set; every record holds the primary's view."""
-    names = [f"{h}:27017" for h in hosts]
-    members = [member(n, "PRIMARY" if i == primary else "SECONDARY") for i, n in enumerate(names)]
-    return [
-        {
-            "host": h,
-            "ok": True,
-            "set_name": set_name,
-            "member": names[i],
-            "primary": names[primary],
-            "term": term,
-            "members": members,
-            "majority_survives_one_down": True,
-            "selected": True,
-            "problems": [],
-            **over,
-        }
-        for i, h in enumerate(hosts)
-    ]
+from unit.utils.replset_records import replset
 
 
 def test_waves_run_sets_in_parallel_primaries_last() -> None:
