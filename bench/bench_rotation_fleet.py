@@ -45,6 +45,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from _common import REPO_ROOT, header, write_results
 
@@ -53,12 +54,23 @@ PREFIX = "kmipops-bench-"
 MANUAL = "molecule/rotation/manual_rotation.yml"
 MANUAL_ARGS = "-e kmipops_manual_hosts={hosts}"
 WAVES = "playbooks/rotate_master_key.yml"
-WAVES_ARGS = "-e kmip_rotation_hosts={hosts} -e kmip_rotation_report_path={report}"
+# the hosts' venv is there (prepare.yml ran kmip_prereqs), as the naive arm assumes too
+WAVES_ARGS = (
+    "-e kmip_rotation_hosts={hosts} -e kmip_rotation_report_path={report} -e kmip_rotation_install_prereqs=false"
+    " -e kmipops_python_interpreter=/opt/kmipops/venv/bin/python"
+)
 SHARED = REPO_ROOT / "molecule" / "shared"
 INVENTORY = [SHARED / "inventory" / "hosts.yml", REPO_ROOT / "molecule" / "rotation" / "inventory" / "fleet.py"]
 TOOLS = SHARED / "files"
 # the same for every run, so that the arms differ only in their playbook
 FORKS = 16
+
+
+def cpu_ticks() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs since boot (/proc/stat): a run's busy share is their difference."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
 
 
 class Fleet:
@@ -81,8 +93,12 @@ class Fleet:
             "KMIPOPS_TEST_FLEET": self.spec,
             "ANSIBLE_FORKS": str(FORKS),
             "ANSIBLE_FORCE_COLOR": "0",
+            # each task's time in the logs (same callback in both arms), to see where a run spends it
+            "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks",
         }
         self.runs = 0
+        #: label -> share of the machine's CPU time that was busy during that playbook run (0..1)
+        self.cpu_busy: dict[str, float] = {}
 
     def playbook(self, path: str | Path, *args: str, label: str) -> float:
         """Run one playbook (output to the log directory); its wall time in seconds."""
@@ -92,14 +108,16 @@ class Fleet:
         # molecule/shared/env.sh: podman for this machine, the collection and test collections on the path
         command = ["bash", "-c", 'source "$0" && exec ansible-playbook "$@"', str(SHARED / "env.sh"), *inventory]
         command += [str(REPO_ROOT / path), *args]
-        started = time.monotonic()
+        started, (busy_before, total_before) = time.monotonic(), cpu_ticks()
         with log.open("wb") as output:
             result = subprocess.run(command, env=self.env, stdout=output, stderr=subprocess.STDOUT, check=False)
         seconds = time.monotonic() - started
+        busy_after, total_after = cpu_ticks()
+        self.cpu_busy[label] = (busy_after - busy_before) / max(total_after - total_before, 1)
         if result.returncode != 0:
             tail = log.read_text(errors="replace").splitlines()[-40:]
             raise SystemExit(f"{label}: {path} failed (rc {result.returncode}), log {log}:\n" + "\n".join(tail))
-        print(f"  {label}: {seconds:.1f} s", flush=True)
+        print(f"  {label}: {seconds:.1f} s, CPU busy {self.cpu_busy[label]:.0%}", flush=True)
         return seconds
 
     def tool(self, *args: str) -> dict[str, object]:
@@ -147,6 +165,7 @@ class RawHands:
         import fleet_lib  # the harness's pymongo helpers (molecule/shared/files)
 
         self.lib = fleet_lib
+        self.prefix = fleet.prefix
         os.environ["KMIPOPS_ADMIN_PASSWORD"] = (fleet.state_dir / "admin-password").read_text().split()[0]
         self.fleet = fleet_lib.Fleet.load(fleet.state_dir / "rotation" / "fleet.json")
         self.fleet.install_resolver()
@@ -202,41 +221,27 @@ class RawHands:
         return steps
 
 
-def role_member_seconds(report: object) -> dict[str, float]:
-    """Per member, the role's time for it, from the role's JSON report (kmip_rotation_report_path).
+STEPS = ("stop", "rotate", "start", "catch_up")
 
-    Accepts the report's member entries wherever they are: any mapping with a host name
-    (``member``/``host``/``name``/key of a ``members`` mapping) and a duration in seconds
-    (``seconds``, ``duration_s``, ``duration``, or ``durations.total``).
+
+def role_member_seconds(report: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Per member host, the role's times from its JSON report (kmip_rotation_report_path, mongod_fleet's shape).
+
+    ``turn``: the member's whole turn (``members.<host>.seconds``: gate, a primary's step-down, the work,
+    the check of the new key); ``stop``, ``rotate``, ``start``, ``catch_up`` and ``total`` (stop to caught
+    up): kmip_rotation's ``details.seconds``. Members not ``done`` are left out; a ``done`` member without
+    these figures is an error naming the field.
     """
-    found: dict[str, float] = {}
-
-    def seconds_of(entry: dict[str, object]) -> float | None:
-        for key in ("seconds", "duration_s", "duration_seconds", "duration"):
-            if isinstance(entry.get(key), int | float):
-                return float(entry[key])  # type: ignore[arg-type]
-        durations = entry.get("durations")
-        if isinstance(durations, dict):
-            for key in ("total", "total_s", "member", "seconds"):
-                if isinstance(durations.get(key), int | float):
-                    return float(durations[key])
-        return None
-
-    def walk(node: object, name: str | None = None) -> None:
-        if isinstance(node, dict):
-            host = next(
-                (node[k] for k in ("member", "host", "inventory_hostname") if isinstance(node.get(k), str)), name
-            )
-            value = seconds_of(node)
-            if host and value is not None and str(host).startswith("mongo"):
-                found[str(host).split(":")[0]] = value
-            for key, child in node.items():
-                walk(child, key if isinstance(key, str) and key.startswith("mongo") else None)
-        elif isinstance(node, list):
-            for child in node:
-                walk(child)
-
-    walk(report)
+    found: dict[str, dict[str, float]] = {}
+    for host, entry in report["members"].items():
+        if entry.get("status") != "done":
+            continue
+        seconds = entry["details"]["seconds"]
+        figures = {"turn": entry["seconds"], **{step: seconds[step] for step in (*STEPS, "total")}}
+        for name, value in figures.items():
+            if not isinstance(value, int | float):
+                raise ValueError(f"report member {host}: {name} is {value!r}, not a number")
+        found[host] = {name: float(value) for name, value in figures.items()}
     return found
 
 
@@ -322,7 +327,10 @@ def main() -> int:
                 )
                 fleet.tool("wait-healthy", f"--sets={','.join(fleet.names[:count])}", "--timeout=300")
         if args.overhead:
-            overhead_lines = measure_overhead(fleet, reports.get(counts[0]))
+            try:
+                overhead_lines = measure_overhead(fleet, reports.get(counts[0]))
+            except (Exception, SystemExit) as error:  # the scaling figures are written all the same
+                overhead_lines = ["", f"per-member overhead not measured: {type(error).__name__}: {error}"]
     finally:
         if not args.keep:
             fleet.playbook("molecule/rotation/destroy.yml", label="destroy")
@@ -331,51 +339,99 @@ def main() -> int:
     lines += [
         "",
         f"{'N':>3} {'T waves':>9} {'T naive':>9} {'waves T(N)/T(' + str(base) + ')':>18} "
-        f"{'naive T(N)/T(' + str(base) + ')':>18} {'waves/naive':>12}",
+        f"{'naive T(N)/T(' + str(base) + ')':>18} {'waves/naive':>12} {'CPU busy waves/naive':>21}",
     ]
     for count in counts:
         waves, naive = times["waves"][count], times["naive"][count]
         lines.append(
             f"{count:>3} {waves:>8.1f}s {naive:>8.1f}s {waves / times['waves'][base]:>18.2f} "
-            f"{naive / times['naive'][base]:>18.2f} {waves / naive:>12.2f}"
+            f"{naive / times['naive'][base]:>18.2f} {waves / naive:>12.2f} "
+            f"{fleet.cpu_busy[f'waves-N{count}']:>11.0%} / {fleet.cpu_busy[f'naive-N{count}']:.0%}"
         )
+    lines.append(
+        "CPU busy: the share of this machine's CPU time in use during the run - the Ansible controller, "
+        "every member's emulated mongod and both PyKMIP servers share these cores; near 100 % the run is CPU-bound "
+        "and parallel waves cannot go faster than the work they add."
+    )
     lines += overhead_lines
     write_results("bench_rotation_fleet", lines)
     return 0
 
 
+PROBE_TASKS = 10
+
+
+def probe_playbook(path: Path, host: str, tasks: int) -> Path:
+    """A play of ``tasks`` read-only module tasks of the collection on one member (mongod_encryption_info)."""
+    task = {
+        "name": "Read the member's key (read-only)",
+        "kmipops.psmdb.mongod_encryption_info": {"config": "/etc/mongod.conf", "query_server": False},
+    }
+    play = {
+        "name": f"{tasks} module tasks on {host}",
+        "hosts": host,
+        "gather_facts": False,
+        "vars": {"ansible_python_interpreter": "/opt/kmipops/venv/bin/python"},
+        "tasks": [task] * tasks,
+    }
+    path.write_text(json.dumps([play]))  # JSON is YAML
+    return path
+
+
+def task_cost(fleet: Fleet, host: str) -> float:
+    """Seconds one module task of the collection costs on this connection (podman exec, no pipelining)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        one = fleet.playbook(probe_playbook(Path(scratch) / "one.yml", host, 1), label="probe-1-task")
+        many = fleet.playbook(
+            probe_playbook(Path(scratch) / "many.yml", host, PROBE_TASKS + 1), label=f"probe-{PROBE_TASKS + 1}-tasks"
+        )
+    return (many - one) / PROBE_TASKS
+
+
 def measure_overhead(fleet: Fleet, report_file: Path | None) -> list[str]:
-    """The role's per-member time (its report, first set, waves run) minus the raw by-hand time, same members."""
+    """The role's per-member times (its report, first set, waves run) against the raw by-hand ones, same members."""
     lines = ["", "per-member overhead, set " + fleet.names[0] + " (role's report vs raw by hand, same run):"]
     if report_file is None or not report_file.exists():
         return [*lines, f"  no role report at {report_file}: overhead not measured"]
     role = role_member_seconds(json.loads(report_file.read_text()))
-    if not role:
-        return [*lines, f"  the role's report {report_file} gives no per-member duration: overhead not measured"]
     hands = RawHands(fleet)
     roles = fleet.tool("roles", f"--sets={fleet.names[0]}")
     members = [h for h, state in roles["members"].items() if state == "SECONDARY"]
     members += [h for h, state in roles["members"].items() if state == "PRIMARY"]
+    cost = task_cost(fleet, members[0])
     lines.append(
-        f"  {'member':<8} {'role s':>7} {'raw s':>7} {'stop':>6} {'rotate':>7} {'start':>6} {'catch-up':>9} "
-        f"{'step-down':>10} {'overhead s':>11}"
+        f"  one module task of the collection on this connection (podman exec, no pipelining): {cost:.2f} s "
+        f"(a play of {PROBE_TASKS + 1} mongod_encryption_info tasks minus a play of 1, same member)"
     )
-    overheads = []
+    lines.append(
+        f"  {'member':<8} {'step':<9} {'role s':>7} {'raw s':>7} {'role-raw':>9}"
+        "   (role: kmip_rotation's details.seconds; raw: this script, no Ansible)"
+    )
+    window, turn = [], []
     for host in members:
         step_down = hands.step_down(host) if roles["members"][host] == "PRIMARY" else 0.0
         raw = hands.rotate(host)
         if host not in role:
-            lines.append(f"  {host:<8} (not in the role's report)")
+            lines.append(f"  {host:<8} (not done in the role's report)")
             continue
-        overhead = role[host] - raw["total"]
-        overheads.append(overhead)
+        for step in (*STEPS, "total"):
+            lines.append(
+                f"  {host:<8} {step:<9} {role[host][step]:>7.1f} {raw[step]:>7.1f} {role[host][step] - raw[step]:>9.1f}"
+            )
+        window.append(role[host]["total"] - raw["total"])
+        turn.append(role[host]["turn"] - raw["total"] - step_down)
         lines.append(
-            f"  {host:<8} {role[host]:>7.1f} {raw['total']:>7.1f} {raw['stop']:>6.1f} {raw['rotate']:>7.1f} "
-            f"{raw['start']:>6.1f} {raw['catch_up']:>9.1f} {step_down:>10.1f} {overhead:>11.1f}"
+            f"  {host:<8} {'turn':<9} {role[host]['turn']:>7.1f} {raw['total'] + step_down:>7.1f} {turn[-1]:>9.1f}"
+            "   (the member's whole turn: gate, step-down, work, check of the new key; raw: work + step-down)"
         )
     fleet.tool("wait-healthy", f"--sets={fleet.names[0]}", "--timeout=300")
-    if overheads:
-        lines.append(f"  mean overhead per member: {sum(overheads) / len(overheads):.1f} s (goal <= 3 s)")
+    if window:
+        mean_window, mean_turn = sum(window) / len(window), sum(turn) / len(turn)
+        lines += [
+            f"  mean overhead per member, stop to caught up: {mean_window:.1f} s (goal <= 3 s): "
+            f"{mean_window / cost:.1f} module tasks' worth at {cost:.2f} s each",
+            f"  mean overhead per member, whole turn: {mean_turn:.1f} s ({mean_turn / cost:.1f} tasks' worth)",
+        ]
     return lines
 
 
