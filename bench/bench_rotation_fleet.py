@@ -297,7 +297,7 @@ def main() -> int:
     try:
         if reuse:
             print(f"reusing the fleet of {state_dir} (logs in {log_dir})", flush=True)
-            lines.append(f"fleet reused from an earlier bring-up ({state_dir})")
+            lines.append("fleet reused from an earlier bring-up (--state-dir)")  # no path of this machine in results
         else:
             print(f"bringing up {len(fleet.names)} sets ({state_dir}, logs in {log_dir})", flush=True)
             bring_up = sum(
