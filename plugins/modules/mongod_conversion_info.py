@@ -16,7 +16,8 @@ description:
     Key-file data carries no encryption options in C(storage.bson); its keystore C(key.db) tells it from plain data."
   - "Disk: initial sync writes a new copy beside the set-aside one, on the same filesystem: RV(free_bytes) must hold
     RV(data_bytes) x O(disk_headroom)."
-  - "Time: the initial sync takes about RV(data_bytes) / O(copy_rate_mib_per_second); the sync source's oplog must
+  - "Time: the initial sync takes about O(sync_startup_seconds) + RV(data_bytes) / O(copy_rate_mib_per_second); the
+    sync source's oplog must
     cover that times O(oplog_window_margin), or the member falls off the oplog (too stale, RECOVERING) and never
     finishes. The window is O(oplog_window_seconds), or, with O(read_oplog_window=true), read from the mongod the
     connection options point at (the sync source - usually the primary): first and last entry of
@@ -59,6 +60,14 @@ options:
         fleet, or an estimate. A logical initial sync copies documents and rebuilds indexes; tens of MiB/s is common.
     type: float
     default: 20.0
+  sync_startup_seconds:
+    description:
+      - The fixed part of an initial sync in seconds, whatever the data size - mongod's start-up, choosing a sync
+        source, setting up the clone, the catch-up - added to the copy time (at least 0). A conversion's JSON report
+        gives each member's data size and initial sync time; the intercept of a straight line through them is this
+        figure.
+    type: float
+    default: 15.0
   oplog_window_seconds:
     description: The sync source's oplog window in seconds, when known (for example from C(mongod_replset_info)).
     type: float
@@ -126,7 +135,7 @@ disk_ok:
   returned: always
   type: bool
 estimated_sync_seconds:
-  description: RV(data_bytes) / O(copy_rate_mib_per_second).
+  description: O(sync_startup_seconds) + RV(data_bytes) / O(copy_rate_mib_per_second).
   returned: always
   type: float
 oplog_window_seconds:

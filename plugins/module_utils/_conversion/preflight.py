@@ -9,7 +9,9 @@
   a member whose data **and** configuration are already KMIP is skipped;
 - disk: initial sync writes a second copy of the data next to the set-aside one, on the same
   filesystem, so the free space there must hold the data size times a headroom;
-- time: the initial sync is estimated as data size / copy rate; the sync source's oplog must cover
+- time: the initial sync is estimated as a fixed start-up plus data size / copy rate (a small
+  dbPath still takes the start-up: mongod's start, the sync source choice, the clone's set-up); the
+  sync source's oplog must cover
   it with the operator's margin, else the member would end "too stale" (RECOVERING) and never
   finish - refused before anything is touched.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import math
 import os
 from typing import Any
 
@@ -40,6 +43,7 @@ PREFLIGHT_ARGSPEC: dict[str, dict[str, Any]] = {
     "config": {"type": "path", "default": "/etc/mongod.conf"},
     "db_path": {"type": "path"},
     "copy_rate_mib_per_second": {"type": "float", "default": 20.0},
+    "sync_startup_seconds": {"type": "float", "default": 15.0},
     "oplog_window_seconds": {"type": "float"},
     "read_oplog_window": {"type": "bool", "default": False},
     "oplog_window_margin": {"type": "float", "default": 3.0},
@@ -62,8 +66,14 @@ def config_key_management(conf: MongodConf) -> str:
 
 
 def validate(params: dict[str, Any]) -> None:
+    # "nan" and "inf" pass Ansible's float type and every comparison below would let them through
+    for option, spec in PREFLIGHT_ARGSPEC.items():
+        if spec["type"] == "float" and params.get(option) is not None and not math.isfinite(params[option]):
+            raise InvalidOptionError(option, "must be a finite number")
     if params["copy_rate_mib_per_second"] <= 0:
         raise InvalidOptionError("copy_rate_mib_per_second", "must be greater than 0")
+    if params["sync_startup_seconds"] < 0:
+        raise InvalidOptionError("sync_startup_seconds", "must not be negative")
     if params["oplog_window_margin"] < 1:
         raise InvalidOptionError("oplog_window_margin", "must be at least 1 (the oplog must cover the sync itself)")
     if params["disk_headroom"] < 1:
@@ -112,7 +122,7 @@ class Preflight:
         free_bytes = vfs.f_bavail * vfs.f_frsize
         needed_bytes = int(data_bytes * params["disk_headroom"])
         rate = params["copy_rate_mib_per_second"] * MIB
-        estimate = data_bytes / rate
+        estimate = params["sync_startup_seconds"] + data_bytes / rate
         window = params.get("oplog_window_seconds")
         if window is None and self.oplog is not None:
             window = self.oplog["oplog_window_seconds"]
@@ -137,7 +147,8 @@ class Preflight:
             elif window < required_window:
                 problems.append(
                     f"the sync source's oplog window ({window:.0f} s) is shorter than the estimated initial sync "
-                    f"({estimate:.0f} s for {data_bytes} bytes at {params['copy_rate_mib_per_second']} MiB/s) x "
+                    f"({estimate:.0f} s: {params['sync_startup_seconds']} s to start, then {data_bytes} bytes at "
+                    f"{params['copy_rate_mib_per_second']} MiB/s) x "
                     f"oplog_window_margin {params['oplog_window_margin']} = {required_window:.0f} s: the member would "
                     "fall off the oplog (too stale). Grow the oplog (replSetResizeOplog) or convert at a quieter time"
                 )
@@ -155,6 +166,7 @@ class Preflight:
             "needed_bytes": needed_bytes,
             "disk_ok": free_bytes >= needed_bytes,
             "copy_rate_mib_per_second": params["copy_rate_mib_per_second"],
+            "sync_startup_seconds": params["sync_startup_seconds"],
             "estimated_sync_seconds": round(estimate, 1),
             "oplog_window_seconds": window,
             "required_oplog_window_seconds": round(required_window, 1),

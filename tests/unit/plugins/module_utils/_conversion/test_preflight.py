@@ -42,8 +42,35 @@ def test_a_plain_member_with_room_and_time_is_ready(member: tuple[Path, Path]) -
     result = preflight.Preflight(params(conf, copy_rate_mib_per_second=1.0, oplog_window_seconds=3600)).run()
     assert result["ready"] and not result["problems"]
     assert result["data_encryption"] == "unencrypted" and result["config_key_management"] == "none"
-    assert result["estimated_sync_seconds"] == 10.0 and result["required_oplog_window_seconds"] == 30.0
+    # 15 s of start-up (the default) + 10 MiB at 1 MiB/s, x margin 3
+    assert result["estimated_sync_seconds"] == 25.0 and result["required_oplog_window_seconds"] == 75.0
     assert result["disk_ok"] and result["oplog_ok"]
+
+
+def test_the_start_up_of_a_sync_counts_even_for_little_data(
+    member: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _db, conf = member
+    monkeypatch.setattr(preflight, "disk_usage_bytes", lambda path: MIB // 10)
+    result = preflight.Preflight(params(conf, sync_startup_seconds=30.0, oplog_window_seconds=60)).run()
+    # 30 s + 0.1 MiB at 20 MiB/s = 30.0 s; x 3 = 90 s > the 60 s window
+    assert result["estimated_sync_seconds"] == 30.0 and result["oplog_ok"] is False
+    assert "30.0 s to start" in result["problems"][0]
+    result = preflight.Preflight(params(conf, sync_startup_seconds=0.0, oplog_window_seconds=60)).run()
+    assert result["estimated_sync_seconds"] == 0.0 and result["oplog_ok"]
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("sync_startup_seconds", -1.0),
+        ("copy_rate_mib_per_second", float("nan")),
+        ("oplog_window_seconds", float("inf")),
+    ],
+)
+def test_a_negative_or_non_finite_figure_is_refused(member: tuple[Path, Path], option: str, value: float) -> None:
+    with pytest.raises(InvalidOptionError, match=option):
+        preflight.Preflight(params(member[1], **{option: value})).run()
 
 
 def test_a_short_oplog_window_is_a_problem(member: tuple[Path, Path]) -> None:
