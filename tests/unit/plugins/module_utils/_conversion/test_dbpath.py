@@ -122,8 +122,12 @@ def test_restore_puts_the_copy_and_the_config_back(member: tuple[Path, Path]) ->
 def test_restore_refuses_a_db_path_it_did_not_create(member: tuple[Path, Path]) -> None:
     db, conf = member
     manifest = set_aside(db, conf)
-    db.rmdir()
+    # another directory in its place: made while the created one still exists, so that the
+    # filesystem cannot hand it the same inode number (an rmdir then mkdir may reuse it)
+    created = db.with_name("created-by-set-aside")
+    db.rename(created)
     db.mkdir()
+    created.rmdir()
     (db / "someone-elses.wt").write_bytes(b"?")
     with pytest.raises(UnexpectedDbPathError, match="refuses to remove"):
         dbpath.plan_restore(str(db))
