@@ -609,8 +609,7 @@ def results_lines(
         lines += [
             "  kmip_conversion_copy_rate_mib_per_second (role default 20): data / sync (details.data_bytes /",
             "  details.seconds.initial_sync) of the members of a first conversion (its JSON report), at the largest",
-            "  size; the lowest figure is the safe side; kmip_conversion_sync_startup_seconds (role default 15): the",
-            "  fit's a",
+            "  size; the lowest figure is the safe side",
         ]
     base_label = next(n for n, s in size_sets.items() if s == fleet_size)
     lines += ["", f"fleet scaling, {fleet_size:g} MiB of documents per set, waves, same run:"]
