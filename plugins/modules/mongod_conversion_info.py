@@ -67,7 +67,7 @@ options:
         gives each member's data size and initial sync time; the intercept of a straight line through them is this
         figure.
     type: float
-    default: 15.0
+    default: 10.0
   oplog_window_seconds:
     description: The sync source's oplog window in seconds, when known (for example from C(mongod_replset_info)).
     type: float

@@ -43,7 +43,7 @@ PREFLIGHT_ARGSPEC: dict[str, dict[str, Any]] = {
     "config": {"type": "path", "default": "/etc/mongod.conf"},
     "db_path": {"type": "path"},
     "copy_rate_mib_per_second": {"type": "float", "default": 20.0},
-    "sync_startup_seconds": {"type": "float", "default": 15.0},
+    "sync_startup_seconds": {"type": "float", "default": 10.0},
     "oplog_window_seconds": {"type": "float"},
     "read_oplog_window": {"type": "bool", "default": False},
     "oplog_window_margin": {"type": "float", "default": 3.0},

@@ -42,8 +42,8 @@ def test_a_plain_member_with_room_and_time_is_ready(member: tuple[Path, Path]) -
     result = preflight.Preflight(params(conf, copy_rate_mib_per_second=1.0, oplog_window_seconds=3600)).run()
     assert result["ready"] and not result["problems"]
     assert result["data_encryption"] == "unencrypted" and result["config_key_management"] == "none"
-    # 15 s of start-up (the default) + 10 MiB at 1 MiB/s, x margin 3
-    assert result["estimated_sync_seconds"] == 25.0 and result["required_oplog_window_seconds"] == 75.0
+    # 10 s of start-up (the default) + 10 MiB at 1 MiB/s, x margin 3
+    assert result["estimated_sync_seconds"] == 20.0 and result["required_oplog_window_seconds"] == 60.0
     assert result["disk_ok"] and result["oplog_ok"]
 
 
