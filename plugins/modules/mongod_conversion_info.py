@@ -17,11 +17,12 @@ description:
   - "Disk: initial sync writes a new copy beside the set-aside one, on the same filesystem: RV(free_bytes) must hold
     RV(data_bytes) x O(disk_headroom)."
   - "Time: the initial sync takes about O(sync_startup_seconds) + RV(data_bytes) / O(copy_rate_mib_per_second); the
-    sync source's oplog must
-    cover that times O(oplog_window_margin), or the member falls off the oplog (too stale, RECOVERING) and never
-    finishes. The window is O(oplog_window_seconds), or, with O(read_oplog_window=true), read from the mongod the
-    connection options point at (the sync source - usually the primary): first and last entry of
-    C(local.oplog.rs), as C(rs.printReplicationInfo()) does."
+    sync source's oplog must cover that times O(oplog_window_margin), or the member falls off the oplog (too stale,
+    RECOVERING) and never finishes. The window is O(oplog_window_seconds), or, with O(read_oplog_window=true), read
+    from the mongod the connection options point at (the sync source - usually the primary): first and last entry
+    of C(local.oplog.rs), as C(rs.printReplicationInfo()) does, grown to the oplog's capacity while it is not full
+    yet (window x C(collStats) C(maxSize) / C(size)): an oplog not full truncates nothing, so a young set is judged
+    on what its oplog will hold at the write rate so far, not on its age."
   - RV(problems) lists every reason not to start, RV(ready) is true when there is none.
 author:
   - kmipops.psmdb contributors (@kmipops)
@@ -69,7 +70,10 @@ options:
     type: float
     default: 10.0
   oplog_window_seconds:
-    description: The sync source's oplog window in seconds, when known (for example from C(mongod_replset_info)).
+    description:
+      - The sync source's oplog window in seconds, when known - for example C(oplog_capacity_window_seconds) of
+        P(kmipops.psmdb.mongod_replset_info#module) (what the oplog will hold; its C(oplog_window_seconds) is what it
+        holds now).
     type: float
   read_oplog_window:
     description: Read the oplog window from the mongod the connection options point at.
@@ -139,7 +143,7 @@ estimated_sync_seconds:
   returned: always
   type: float
 oplog_window_seconds:
-  description: The sync source's oplog window used (null when unknown).
+  description: The sync source's oplog window used, at its capacity when read here (null when unknown).
   returned: always
   type: float
 required_oplog_window_seconds:

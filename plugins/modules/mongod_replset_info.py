@@ -21,7 +21,8 @@ description:
   - While waiting, members that cannot be reached are part of what a poll sees, not a failure. Wrong credentials, a
     mongod that is no replica set member and a O(member) that the primary does not know fail at once.
   - Read-only. With authentication, O(login_user) needs C(replSetGetStatus) and C(replSetGetConfig) (role
-    C(clusterMonitor)) on every member; without C(find) on C(local.oplog.rs) RV(oplog_window_seconds) is null. All
+    C(clusterMonitor)) on every member; without C(find) on C(local.oplog.rs) RV(oplog_window_seconds) is null,
+    without C(collStats) on it RV(oplog_fill_ratio). All
     members are reached with the same credentials and TLS options, at the names of the replica set configuration.
 author:
   - kmipops.psmdb contributors (@kmipops)
@@ -219,6 +220,23 @@ oplog_window_seconds:
   returned: always
   type: float
   sample: 86400.0
+oplog_fill_ratio:
+  description:
+    - The primary's oplog size over its maximum size (C(collStats) C(size) / C(maxSize) of C(local.oplog.rs), as
+      C(db.getReplicationInfo()) reads them); below 1 the oplog has not truncated anything yet. Null without a
+      primary or without C(collStats) on C(local.oplog.rs).
+  returned: always
+  type: float
+  sample: 0.02
+oplog_capacity_window_seconds:
+  description:
+    - How long the primary's oplog keeps an entry at the write rate seen so far - RV(oplog_window_seconds) once the
+      oplog is full, else that window grown to the whole oplog (RV(oplog_window_seconds) / RV(oplog_fill_ratio)). A
+      young set's oplog holds minutes but truncates nothing until it is full; this is the window a member that is
+      down (or in initial sync) from now on can count on. RV(oplog_window_seconds) when the fill is unknown.
+  returned: always
+  type: float
+  sample: 345600.0
 condition_met:
   description: O(wait_for) holds at the last read (always true after a wait and with O(wait_for=none)).
   returned: always

@@ -138,6 +138,9 @@ def test_info_reads_the_primary_view_from_a_secondary(members: list[EmulatorProc
     assert result["waited_seconds"] == 0
     assert isinstance(result["term"], int) and result["term"] >= 1
     assert result["oplog_window_seconds"] is not None and result["oplog_window_seconds"] >= 0
+    # a young oplog (at least 990 MB, as mongod sizes it): far from full, so its capacity is longer than its age
+    assert 0 < result["oplog_fill_ratio"] < 0.01
+    assert result["oplog_capacity_window_seconds"] >= result["oplog_window_seconds"]
     by_name = {m["name"]: m for m in result["members"]}
     assert set(by_name) == {m.address for m in members}
     assert by_name[secondary.address]["is_self"] is True

@@ -36,6 +36,7 @@ from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.conf import 
 from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.member import command
 from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.security import to_plain
 from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.storage_metadata import DEFAULT_DB_PATH
+from ansible_collections.kmipops.psmdb.plugins.module_utils._replset.view import oplog_capacity_window, oplog_fill
 
 MIB = 1024 * 1024
 
@@ -88,15 +89,22 @@ def oplog_window(client: Any, member: str) -> dict[str, Any]:
     try:
         first = oplog.find({}, {"ts": 1, "wall": 1}).sort("$natural", 1).limit(1).next()
         last = oplog.find({}, {"ts": 1, "wall": 1}).sort("$natural", -1).limit(1).next()
+        stats = client["local"].command("collStats", "oplog.rs")
     except StopIteration:
-        return {"oplog_window_seconds": 0.0, "oplog_first": None, "oplog_last": None}
+        return {"oplog_window_seconds": 0.0, "oplog_first": None, "oplog_last": None, "oplog_fill_ratio": None}
     except Exception:
         command(client, member, "ping")  # raises the typed error (unreachable, auth)
         raise
     first_time = first["ts"].as_datetime()
     last_time = last["ts"].as_datetime()
+    # the same reading as mongod_replset_info's: a young oplog that truncates nothing yet
+    # is judged on what it will hold at the write rate so far, not on its age
+    span = max((last_time - first_time).total_seconds(), 0.0)
+    fill = oplog_fill(stats)
     return {
-        "oplog_window_seconds": max((last_time - first_time).total_seconds(), 0.0),
+        "oplog_window_seconds": oplog_capacity_window(span, fill),
+        "oplog_span_seconds": span,
+        "oplog_fill_ratio": fill,
         "oplog_first": first_time.isoformat(),
         "oplog_last": last_time.isoformat(),
     }

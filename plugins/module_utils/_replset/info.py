@@ -50,6 +50,8 @@ NO_VIEW: dict[str, Any] = {
     "majority_survives_one_down": False,
     "max_lag_seconds_seen": None,
     "oplog_window_seconds": None,
+    "oplog_fill_ratio": None,
+    "oplog_capacity_window_seconds": None,
 }
 
 

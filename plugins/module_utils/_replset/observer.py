@@ -33,7 +33,7 @@ from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.member impor
     connect,
     member_address,
 )
-from ansible_collections.kmipops.psmdb.plugins.module_utils._replset.view import ReplsetView, build_view
+from ansible_collections.kmipops.psmdb.plugins.module_utils._replset.view import ReplsetView, build_view, oplog_fill
 
 with PYMONGO.importing():
     from pymongo.errors import PyMongoError
@@ -220,10 +220,11 @@ class ReplsetObserver:
             status = command(client, address, "replSetGetStatus")
             config = self._optional(client, address, "replSetGetConfig")
             first, last = self._oplog_ends(client, address) if primary else (None, None)
+            fill = oplog_fill(self._oplog_stats(client, address)) if primary else None
         except MongodUnreachableError as error:
             unreachable[address] = error.cause
             return None
-        return build_view(status, config, first, last)
+        return build_view(status, config, first, last, fill)
 
     @staticmethod
     def _optional(client: Any, address: str, name: str) -> dict[str, Any] | None:
@@ -234,6 +235,19 @@ class ReplsetObserver:
             if error.code == UNAUTHORIZED:
                 return None
             raise
+
+    @staticmethod
+    def _oplog_stats(client: Any, address: str) -> dict[str, Any] | None:
+        """collStats of local.oplog.rs (size and maxSize, as db.getReplicationInfo() reads them);
+        None when refused for any reason (not allowed, deprecated some day): the fill only refines
+        the window, it must never fail a poll. An unreachable member is raised as for the rest."""
+        try:
+            return client.local.command("collStats", "oplog.rs")
+        except PyMongoError as exc:
+            error = classify(exc, address, "collStats local.oplog.rs")
+            if isinstance(error, MongodCommandError):
+                return None
+            raise error from None
 
     @staticmethod
     def _oplog_ends(client: Any, address: str) -> tuple[Any, Any]:

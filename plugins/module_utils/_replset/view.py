@@ -73,6 +73,12 @@ class ReplsetView:
     members: tuple[MemberView, ...] = field(default_factory=tuple)
     #: seconds between the first and the last entry of the primary's oplog (None when not read)
     oplog_window_seconds: float | None = None
+    #: the primary's oplog size / its maximum size (collStats size / maxSize; None when not read)
+    oplog_fill_ratio: float | None = None
+
+    @property
+    def oplog_capacity_window_seconds(self) -> float | None:
+        return oplog_capacity_window(self.oplog_window_seconds, self.oplog_fill_ratio)
 
     @property
     def from_primary(self) -> bool:
@@ -126,6 +132,8 @@ class ReplsetView:
             "majority_survives_one_down": self.majority_survives_one_down,
             "max_lag_seconds_seen": self.max_lag_seconds_seen,
             "oplog_window_seconds": self.oplog_window_seconds,
+            "oplog_fill_ratio": self.oplog_fill_ratio,
+            "oplog_capacity_window_seconds": self.oplog_capacity_window_seconds,
         }
 
     def summary(self) -> str:
@@ -143,6 +151,7 @@ def build_view(
     config: dict[str, Any] | None = None,
     oplog_first_ts: Any = None,
     oplog_last_ts: Any = None,
+    oplog_fill_ratio: float | None = None,
 ) -> ReplsetView:
     """The view in a replSetGetStatus reply, with the settings of replSetGetConfig (its reply or
     its ``config`` document) and the ts of the first and last oplog entries of the primary."""
@@ -186,7 +195,29 @@ def build_view(
         term=int(term) if isinstance(term, int | float) and term >= 0 else None,
         members=tuple(members),
         oplog_window_seconds=oplog_window(oplog_first_ts, oplog_last_ts),
+        oplog_fill_ratio=oplog_fill_ratio,
     )
+
+
+def oplog_fill(stats: dict[str, Any] | None) -> float | None:
+    """size / maxSize of a collStats reply on local.oplog.rs (None when either is missing)."""
+    if not stats:
+        return None
+    size, max_size = _number(stats.get("size")), _number(stats.get("maxSize"))
+    if size is None or not max_size or max_size <= 0:
+        return None
+    return max(size, 0.0) / max_size
+
+
+def oplog_capacity_window(window: float | None, fill: float | None) -> float | None:
+    """How long the oplog keeps an entry at the write rate seen so far: the window itself once
+    the oplog is full, else the window grown to the whole size (window / fill). An oplog that is
+    not full yet truncates nothing: a young set's short window is its age, not its capacity."""
+    if window is None or fill is None or fill >= 1:
+        return window
+    if fill <= 0 or window <= 0:
+        return window  # nothing written yet: no write rate to go by, only what it holds
+    return window / fill
 
 
 def oplog_window(first_ts: Any, last_ts: Any) -> float | None:

@@ -150,8 +150,21 @@ def test_the_oplog_window_is_read_from_the_first_and_last_entry() -> None:
         def find(self, *args: Any) -> Cursor:
             return Cursor(entries)
 
-    client = {"local": {"oplog.rs": Oplog()}}
+    stats = {"size": 100 * MIB, "maxSize": 100 * MIB}
+
+    class Local(dict):
+        def command(self, name: str, collection: str) -> dict[str, Any]:
+            assert (name, collection) == ("collStats", "oplog.rs")
+            return stats
+
+    client = {"local": Local({"oplog.rs": Oplog()})}
+    # a full oplog: its window is what it holds
     assert preflight.oplog_window(client, "m:27017")["oplog_window_seconds"] == 3600.0
+    # a tenth full: it truncates nothing yet and, at the write rate so far, will hold 10 x as long
+    stats["size"] = 10 * MIB
+    window = preflight.oplog_window(client, "m:27017")
+    assert window["oplog_window_seconds"] == 36000.0 and window["oplog_span_seconds"] == 3600.0
+    assert window["oplog_fill_ratio"] == 0.1
     entries.clear()
     assert preflight.oplog_window(client, "m:27017")["oplog_window_seconds"] == 0.0
     assert os.path.sep  # keep os imported for the monkeypatched statvfs above

@@ -30,6 +30,8 @@ class Member:
     unauthorized: set[str] = field(default_factory=set)
     auth_failed: bool = False
     oplog: tuple[int, int] = (T0 - 7200, T0)
+    #: collStats of local.oplog.rs: a full oplog by default (its window is its capacity)
+    oplog_stats: dict[str, Any] = field(default_factory=lambda: {"size": 990 * 2**20, "maxSize": 990 * 2**20})
     calls: list[str] = field(default_factory=list)
 
 
@@ -152,10 +154,25 @@ class FakeCollection:
         return FakeCursor(self.admin)
 
 
+class FakeLocal(dict[str, FakeCollection]):
+    """The ``local`` database: its oplog collection and collStats."""
+
+    def __init__(self, admin: FakeAdmin) -> None:
+        super().__init__({"oplog.rs": FakeCollection(admin)})
+        self.admin = admin
+
+    def command(self, name: str, collection: str) -> dict[str, Any]:
+        assert (name, collection) == ("collStats", "oplog.rs")
+        stats = self.admin.member("collStats local.oplog.rs").oplog_stats
+        if "fail" in stats:
+            raise OperationFailure("ns does not exist", code=stats["fail"])
+        return {"ok": 1, "capped": True, **stats}
+
+
 class FakeClient:
     def __init__(self, rs: ReplicaSet, address: str) -> None:
         self.admin = FakeAdmin(rs, address)
-        self.local = {"oplog.rs": FakeCollection(self.admin)}
+        self.local = FakeLocal(self.admin)
         self.closed = False
 
     def close(self) -> None:

@@ -139,6 +139,27 @@ def test_without_the_oplog_privilege_the_window_is_unknown() -> None:
     assert seen.from_primary and seen.view is not None and seen.view.oplog_window_seconds is None
 
 
+def test_a_young_oplog_is_judged_at_its_capacity() -> None:
+    rs = three()
+    rs.members["db1:27017"].oplog_stats = {"size": 2**20, "maxSize": 100 * 2**20}
+    view = observer(rs).observe().view
+    assert view is not None and view.oplog_window_seconds == 7200.0 and view.oplog_fill_ratio == 0.01
+    assert view.oplog_capacity_window_seconds == pytest.approx(720000.0)
+    assert view.as_result(None)["oplog_capacity_window_seconds"] == pytest.approx(720000.0)
+
+
+@pytest.mark.parametrize("refusal", ["unauthorized", "failed"])
+def test_without_collstats_the_capacity_is_the_window(refusal: str) -> None:
+    rs = three()
+    if refusal == "unauthorized":
+        rs.members["db1:27017"].unauthorized.add("collStats local.oplog.rs")
+    else:
+        rs.members["db1:27017"].oplog_stats = {"fail": 26}  # NamespaceNotFound: never fails the poll
+    view = observer(rs).observe().view
+    assert view is not None and view.oplog_fill_ratio is None
+    assert view.oplog_capacity_window_seconds == view.oplog_window_seconds == 7200.0
+
+
 def test_without_replsetgetconfig_the_defaults_apply_other_refusals_fail() -> None:
     rs = three()
     rs.members["db1:27017"].unauthorized.add("replSetGetConfig")

@@ -10,7 +10,12 @@ from typing import Any
 import pytest
 from bson.timestamp import Timestamp
 
-from ansible_collections.kmipops.psmdb.plugins.module_utils._replset.view import build_view, oplog_window
+from ansible_collections.kmipops.psmdb.plugins.module_utils._replset.view import (
+    build_view,
+    oplog_capacity_window,
+    oplog_fill,
+    oplog_window,
+)
 
 T0 = 1_790_000_000  # seconds of the primary's last applied operation
 EPOCH = datetime.datetime(1970, 1, 1)
@@ -202,3 +207,32 @@ def test_as_result_marks_the_member_the_module_talked_to() -> None:
 )
 def test_oplog_window(first: Any, last: Any, window: float | None) -> None:
     assert oplog_window(first, last) == window
+
+
+@pytest.mark.parametrize(
+    ("stats", "fill"),
+    [
+        ({"size": 50, "maxSize": 200}, 0.25),
+        ({"size": 300, "maxSize": 200}, 1.5),  # an oplog past its size (it keeps the commit point)
+        ({"size": 50}, None),
+        ({"size": 50, "maxSize": 0}, None),
+        (None, None),
+    ],
+)
+def test_oplog_fill(stats: dict[str, Any] | None, fill: float | None) -> None:
+    assert oplog_fill(stats) == fill
+
+
+@pytest.mark.parametrize(
+    ("window", "fill", "capacity"),
+    [
+        (3600.0, 1.0, 3600.0),  # full: the window is what it holds
+        (3600.0, 1.5, 3600.0),
+        (3600.0, 0.25, 14400.0),  # a quarter full: 4 x as long at the same write rate
+        (3600.0, None, 3600.0),  # fill unknown: only the window
+        (3600.0, 0.0, 3600.0),  # nothing written: no rate to go by
+        (None, 0.5, None),
+    ],
+)
+def test_oplog_capacity_window(window: float | None, fill: float | None, capacity: float | None) -> None:
+    assert oplog_capacity_window(window, fill) == capacity
