@@ -192,8 +192,11 @@ def test_member_caught_up_ends_when_the_primary_sees_the_member(members: list[Em
     entry = next(m for m in result["members"] if m["name"] == secondary.address)
     assert entry["state_str"] == "SECONDARY" and entry["health"] is True
     assert entry["lag_seconds"] is not None and entry["lag_seconds"] <= 2
-    # the member answered again before the wait ended: it is who the module talked to first
-    assert result["self"] == secondary.address and entry["is_self"] is True
+    # "self" is the login member once it has answered, else the first seed that answered: polls
+    # start with the member that answered last, so whether the restarted member was asked again
+    # before the primary saw it caught up depends on timing (on a quiet machine it is not)
+    assert result["self"] in {secondary.address, *others}
+    assert [m["name"] for m in result["members"] if m["is_self"]] == [result["self"]]
 
 
 def test_member_caught_up_times_out_with_the_last_view(members: list[EmulatorProcess], module) -> None:
