@@ -24,6 +24,7 @@ import math
 import os
 from typing import Any
 
+from ansible_collections.kmipops.psmdb.plugins.module_utils._common.deps import PYMONGO
 from ansible_collections.kmipops.psmdb.plugins.module_utils._common.errors import InvalidOptionError
 from ansible_collections.kmipops.psmdb.plugins.module_utils._conversion.dbpath import (
     active_manifest,
@@ -37,6 +38,9 @@ from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.member impor
 from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.security import to_plain
 from ansible_collections.kmipops.psmdb.plugins.module_utils._mongod.storage_metadata import DEFAULT_DB_PATH
 from ansible_collections.kmipops.psmdb.plugins.module_utils._replset.view import oplog_capacity_window, oplog_fill
+
+with PYMONGO.importing():
+    from pymongo.errors import PyMongoError
 
 MIB = 1024 * 1024
 
@@ -89,12 +93,15 @@ def oplog_window(client: Any, member: str) -> dict[str, Any]:
     try:
         first = oplog.find({}, {"ts": 1, "wall": 1}).sort("$natural", 1).limit(1).next()
         last = oplog.find({}, {"ts": 1, "wall": 1}).sort("$natural", -1).limit(1).next()
-        stats = client["local"].command("collStats", "oplog.rs")
     except StopIteration:
         return {"oplog_window_seconds": 0.0, "oplog_first": None, "oplog_last": None, "oplog_fill_ratio": None}
     except Exception:
         command(client, member, "ping")  # raises the typed error (unreachable, auth)
         raise
+    try:
+        stats = client["local"].command("collStats", "oplog.rs")
+    except PyMongoError:
+        stats = None  # as mongod_replset_info: the fill only refines the window, it never fails the check
     first_time = first["ts"].as_datetime()
     last_time = last["ts"].as_datetime()
     # the same reading as mongod_replset_info's: a young oplog that truncates nothing yet

@@ -128,6 +128,7 @@ def test_bad_numbers_are_refused(member: tuple[Path, Path], option: str, value: 
 
 def test_the_oplog_window_is_read_from_the_first_and_last_entry() -> None:
     import bson
+    from pymongo.errors import OperationFailure
 
     class Cursor:
         def __init__(self, docs: list[dict]) -> None:
@@ -155,6 +156,8 @@ def test_the_oplog_window_is_read_from_the_first_and_last_entry() -> None:
     class Local(dict):
         def command(self, name: str, collection: str) -> dict[str, Any]:
             assert (name, collection) == ("collStats", "oplog.rs")
+            if "fail" in stats:
+                raise OperationFailure("not authorized on local to execute command { collStats }", code=13)
             return stats
 
     client = {"local": Local({"oplog.rs": Oplog()})}
@@ -165,6 +168,11 @@ def test_the_oplog_window_is_read_from_the_first_and_last_entry() -> None:
     window = preflight.oplog_window(client, "m:27017")
     assert window["oplog_window_seconds"] == 36000.0 and window["oplog_span_seconds"] == 3600.0
     assert window["oplog_fill_ratio"] == 0.1
+    # collStats refused (a user with find on the oplog only): the window alone, no failure
+    stats.clear()
+    stats["fail"] = True
+    window = preflight.oplog_window(client, "m:27017")
+    assert window["oplog_window_seconds"] == 3600.0 and window["oplog_fill_ratio"] is None
     entries.clear()
     assert preflight.oplog_window(client, "m:27017")["oplog_window_seconds"] == 0.0
     assert os.path.sep  # keep os imported for the monkeypatched statvfs above
